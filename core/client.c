@@ -1,0 +1,675 @@
+/* client.c - one client connection: reading and parsing requests, keep-alive, timeouts. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "server.h"
+#include "tunnel.h"
+#include "txn.h"
+
+/* How long a closing connection keeps reading (and discarding) so that the
+ * kernel does not answer unread input with a reset that destroys the
+ * response in flight (nginx's lingering close). */
+#define LINGER_MS 5000
+#define LINGER_MAX_BYTES (1024 * 1024)
+
+static int on_req_begin(llhttp_t *p);
+static int on_req_url(llhttp_t *p, const char *at, size_t len);
+static int on_req_header_field(llhttp_t *p, const char *at, size_t len);
+static int on_req_header_value(llhttp_t *p, const char *at, size_t len);
+static int on_req_headers_complete(llhttp_t *p);
+static int on_req_message_complete(llhttp_t *p);
+
+static llhttp_settings_t req_settings;
+static pthread_once_t req_settings_once = PTHREAD_ONCE_INIT;
+
+static void req_settings_init(void)
+{
+    llhttp_settings_init(&req_settings);
+    req_settings.on_message_begin = on_req_begin;
+    req_settings.on_url = on_req_url;
+    req_settings.on_header_field = on_req_header_field;
+    req_settings.on_header_value = on_req_header_value;
+    req_settings.on_headers_complete = on_req_headers_complete;
+    req_settings.on_message_complete = on_req_message_complete;
+}
+
+static void client_parse(client_t *c);
+static void client_update_reading(client_t *c);
+static void client_linger(client_t *c);
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void on_client_close(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    worker_t *w = c->w;
+
+    if (--c->handles > 0)
+        return;
+    iobuf_unref(c->in);
+    free(c);
+    worker_client_gone(w);
+}
+
+void client_close(client_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->state = CL_CLOSED;
+    if (c->txn) {
+        txn_t *t = c->txn;
+        txn_abort(t, "client connection closed");
+    }
+    list_remove(&c->link);
+    list_remove(&c->idle_link);
+    c->w->nclients--;
+    if (c->counted)
+        server_client_release(c->w->srv, &c->addr);
+    uv_close((uv_handle_t *)&c->timer, on_client_close);
+    uv_close((uv_handle_t *)&c->tcp, on_client_close);
+}
+
+/* ---- timeouts ----------------------------------------------------------- */
+
+static void on_client_timer(uv_timer_t *timer);
+
+/* When the connection's current deadline falls, or 0 for none. */
+static uint64_t client_due(client_t *c)
+{
+    conf_t *conf = c->w->conf;
+    txn_t *t = c->txn;
+
+    switch (c->state) {
+    case CL_WAIT:
+        if (c->nrequests == 0)
+            return c->deadline;
+        return c->last_activity + conf->client_idle_timeout;
+    case CL_REQUEST:
+        return c->deadline;
+    case CL_TXN:
+        if (c->out.pending > 0)
+            return c->last_activity + t->conf->send_timeout;
+        if (t && t->body_streaming && !t->req_done && !c->flow_stopped)
+            return c->last_activity + t->conf->read_timeout;
+        return 0;
+    case CL_TUNNEL:
+        return c->last_activity + (t ? t->conf : conf)->tunnel_idle_timeout;
+    case CL_LINGER:
+        return c->deadline;
+    case CL_CLOSED:
+        return 0;
+    }
+    return 0;
+}
+
+void client_timer_update(client_t *c)
+{
+    uint64_t due, now;
+
+    if (c->closing)
+        return;
+    due = client_due(c);
+    if (due == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    now = uv_now(&c->w->loop);
+    uv_timer_start(&c->timer, on_client_timer, due > now ? due - now : 1, 0);
+}
+
+static void on_client_timer(uv_timer_t *timer)
+{
+    client_t *c = timer->data;
+    uint64_t due = client_due(c), now = uv_now(&c->w->loop);
+    txn_t *t = c->txn;
+
+    if (due == 0)
+        return;
+    if (due > now) {
+        /* Activity moved the deadline since the timer was set. */
+        uv_timer_start(&c->timer, on_client_timer, due - now, 0);
+        return;
+    }
+    switch (c->state) {
+    case CL_WAIT:
+        log_debug(c->id, "closing idle client connection");
+        client_close(c);
+        return;
+    case CL_REQUEST:
+        log_info(c->id, "client %s timed out sending the request head",
+                 c->addr_text);
+        if (t) {
+            t->close_after = 1;
+            t->client_keepalive = 0;
+            txn_respond_error(t, 408, "TAG_NONE", "ERR_LIFETIME_EXP", NULL);
+        } else {
+            client_close(c);
+        }
+        return;
+    case CL_TXN:
+        if (c->out.pending > 0)
+            log_info(c->id, "client %s timed out reading the response",
+                     c->addr_text);
+        else
+            log_info(c->id, "client %s timed out sending the request body",
+                     c->addr_text);
+        if (t)
+            txn_abort(t, NULL);
+        client_close(c);
+        return;
+    case CL_TUNNEL:
+        if (t)
+            tunnel_timeout(t);
+        else
+            client_close(c);
+        return;
+    case CL_LINGER:
+    case CL_CLOSED:
+        client_close(c);
+        return;
+    }
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void on_client_write(outq_t *q, int status)
+{
+    client_t *c = q->data;
+
+    if (c->closing)
+        return;
+    if (status < 0) {
+        log_debug(c->id, "write to client failed: %s", uv_strerror(status));
+        client_close(c);
+        return;
+    }
+    c->last_activity = uv_now(&c->w->loop);
+    if (c->txn && q->pending < OUTQ_LOW)
+        txn_client_drained(c->txn);
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    client_t *c = h->data;
+    size_t unparsed;
+
+    (void)hint;
+    if (c->in && c->in_off == c->in_len && c->in->refs == 1)
+        c->in_off = c->in_len = 0;
+    if (c->in && c->in->cap - c->in_len < 2048) {
+        unparsed = c->in_len - c->in_off;
+        if (unparsed == 0) {
+            iobuf_unref(c->in);
+            c->in = NULL;
+            c->in_off = c->in_len = 0;
+        } else if (c->in_off > 0) {
+            /* Move the unparsed tail to a fresh buffer; the old one may
+             * still be referenced by writes in flight. */
+            iobuf_t *nb = iobuf_new(&c->w->bufs);
+            if (nb == NULL) {
+                *buf = uv_buf_init(NULL, 0);
+                return;
+            }
+            memcpy(nb->data, c->in->data + c->in_off, unparsed);
+            iobuf_unref(c->in);
+            c->in = nb;
+            c->in_off = 0;
+            c->in_len = unparsed;
+        } else {
+            /* A full buffer of unparsed input: no room until it is used. */
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+    }
+    if (c->in == NULL) {
+        c->in = iobuf_new(&c->w->bufs);
+        c->in_off = c->in_len = 0;
+        if (c->in == NULL) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+    }
+    *buf = uv_buf_init(c->in->data + c->in_len, (unsigned)(c->in->cap - c->in_len));
+}
+
+static void client_on_eof(client_t *c, int status)
+{
+    switch (c->state) {
+    case CL_TUNNEL:
+        tunnel_client_eof(c->txn, status);
+        return;
+    case CL_TXN:
+        if (c->txn) {
+            txn_t *t = c->txn;
+            txn_abort(t, status == UV_EOF ? "client closed the connection"
+                                          : uv_strerror(status));
+        }
+        client_close(c);
+        return;
+    case CL_REQUEST:
+        if (c->txn)
+            log_info(c->id, "client %s closed the connection in the middle of a "
+                     "request head", c->addr_text);
+        client_close(c);
+        return;
+    default:
+        client_close(c);
+        return;
+    }
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    client_t *c = s->data;
+
+    (void)buf;
+    if (c->closing)
+        return;
+    if (nread == UV_ENOBUFS) {
+        c->reading = 0;
+        uv_read_stop(s);
+        return;
+    }
+    if (nread < 0) {
+        client_on_eof(c, (int)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_activity = uv_now(&c->w->loop);
+    if (c->state == CL_LINGER) {
+        c->in_off = c->in_len = 0;  /* discarded */
+        c->deadline_bytes += (size_t)nread;
+        if (c->deadline_bytes > LINGER_MAX_BYTES)
+            client_close(c);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    if (c->state == CL_TUNNEL) {
+        iobuf_t *b = iobuf_ref(c->in);
+        const char *p = c->in->data + c->in_off;
+        size_t n = c->in_len - c->in_off;
+        c->in_off = c->in_len;
+        tunnel_client_data(c->txn, b, p, n);
+        iobuf_unref(b);
+        return;
+    }
+    client_parse(c);
+    client_update_reading(c);
+}
+
+static void client_update_reading(client_t *c)
+{
+    int want;
+
+    if (c->closing)
+        return;
+    if (c->state == CL_LINGER)
+        want = 1;
+    else if (c->flow_stopped)
+        want = 0;
+    else if (c->in && c->in_off == 0 && c->in_len == c->in->cap)
+        want = 0;  /* buffer full of input the transaction has not taken */
+    else
+        want = 1;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read) == 0)
+            c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+void client_flow_stop(client_t *c)
+{
+    c->flow_stopped = 1;
+    client_update_reading(c);
+}
+
+void client_flow_start(client_t *c)
+{
+    c->flow_stopped = 0;
+    client_update_reading(c);
+}
+
+/* ---- request parsing ---------------------------------------------------- */
+
+static int on_req_begin(llhttp_t *p)
+{
+    client_t *c = p->data;
+
+    if (c->txn == NULL) {
+        c->txn = txn_new(c);
+        if (c->txn == NULL) {
+            llhttp_set_error_reason(p, "out of memory");
+            return HPE_USER;
+        }
+    }
+    if (c->state == CL_WAIT) {
+        list_remove(&c->idle_link);
+        c->state = CL_REQUEST;
+        /* The head must be complete within client_header_timeout of its
+         * first byte, however slowly it trickles in (slowloris). */
+        c->deadline = uv_now(&c->w->loop) + c->w->conf->client_header_timeout;
+        client_timer_update(c);
+    }
+    return 0;
+}
+
+static int on_req_url(llhttp_t *p, const char *at, size_t len)
+{
+    client_t *c = p->data;
+    txn_t *t = c->txn;
+    size_t max = t->conf->max_header_size;
+    char *n;
+
+    if (t->target_len + len > max) {
+        llhttp_set_error_reason(p, "URI too long");
+        c->bad_status = 414;
+        return HPE_USER;
+    }
+    n = realloc(t->target, t->target_len + len + 1);
+    if (n == NULL) {
+        llhttp_set_error_reason(p, "out of memory");
+        return HPE_USER;
+    }
+    memcpy(n + t->target_len, at, len);
+    t->target = n;
+    t->target_len += len;
+    t->target[t->target_len] = '\0';
+    return 0;
+}
+
+static int on_req_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    client_t *c = p->data;
+
+    if (c->state != CL_REQUEST)
+        return 0;  /* trailer fields travel raw with the body */
+    if (http_msg_name_piece(&c->txn->req, at, len) < 0) {
+        llhttp_set_error_reason(p, "request header section too large");
+        c->bad_status = 431;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_req_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    client_t *c = p->data;
+
+    if (c->state != CL_REQUEST)
+        return 0;
+    if (http_msg_value_piece(&c->txn->req, at, len) < 0) {
+        llhttp_set_error_reason(p, "request header section too large");
+        c->bad_status = 431;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_req_headers_complete(llhttp_t *p)
+{
+    client_t *c = p->data;
+    txn_t *t = c->txn;
+
+    /* The proxy never switches protocols on a plain request (Upgrade is
+     * hop-by-hop and dropped); only CONNECT leaves HTTP. */
+    if (p->method != HTTP_CONNECT)
+        p->upgrade = 0;
+    if (p->flags & F_CHUNKED) {
+        t->req_body = BODY_CHUNKED;
+    } else if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+        t->req_body = BODY_LENGTH;
+        t->req_clen = p->content_length;
+    } else {
+        /* No body: the message completes at once; decide there. */
+        return 0;
+    }
+    c->pause = PAUSE_HEADERS;
+    return HPE_PAUSED;
+}
+
+static int on_req_message_complete(llhttp_t *p)
+{
+    client_t *c = p->data;
+
+    c->pause = PAUSE_COMPLETE;
+    return HPE_PAUSED;
+}
+
+/* Hands parsed input to the transaction. The parser stops at each request's
+ * head (until the transaction has an upstream for the body) and at its end
+ * (until the response is done), so pipelined requests wait their turn in
+ * the input buffer and are answered in order. */
+static void client_parse(client_t *c)
+{
+    if (c->in_parse)
+        return;
+    c->in_parse = 1;
+    while (!c->parse_paused && !c->closing && c->state != CL_TUNNEL &&
+           c->state != CL_LINGER && c->in && c->in_off < c->in_len) {
+        const char *p = c->in->data + c->in_off;
+        size_t n = c->in_len - c->in_off, used;
+        enum llhttp_errno err;
+        iobuf_t *b = c->in;
+
+        c->pause = PAUSE_NONE;
+        err = llhttp_execute(&c->parser, p, n);
+        used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&c->parser) - p);
+        c->in_off += used;
+        if (c->txn && c->txn->body_streaming && used > 0) {
+            iobuf_ref(b);
+            txn_request_body(c->txn, b, p, used);
+            iobuf_unref(b);
+        }
+        if (err == HPE_OK)
+            continue;
+        if (err == HPE_PAUSED) {
+            llhttp_resume(&c->parser);
+            if (c->pause == PAUSE_HEADERS) {
+                c->parse_paused = 1;
+                c->state = CL_TXN;
+                txn_request_head(c->txn, 0);
+            } else if (c->pause == PAUSE_COMPLETE) {
+                c->parse_paused = 1;
+                if (c->state == CL_REQUEST) {
+                    c->state = CL_TXN;
+                    txn_request_head(c->txn, 1);
+                } else if (c->txn) {
+                    txn_request_complete(c->txn);
+                }
+            }
+            continue;
+        }
+        if (err == HPE_PAUSED_UPGRADE) {
+            c->parse_paused = 1;
+            continue;
+        }
+        {
+            int status = c->bad_status ? c->bad_status : 400;
+            char why[160];
+            snprintf(why, sizeof(why), "%s (%s)", llhttp_get_error_reason(&c->parser),
+                     llhttp_errno_name(err));
+            c->state = CL_TXN;
+            c->parse_paused = 1;
+            txn_bad_request(c, c->txn, status, why);
+        }
+        break;
+    }
+    c->in_parse = 0;
+    if (!c->closing && c->state == CL_WAIT && c->in && c->in_off == c->in_len) {
+        /* Idle connections hold no buffer. */
+        iobuf_unref(c->in);
+        c->in = NULL;
+        c->in_off = c->in_len = 0;
+    }
+}
+
+void client_resume_parse(client_t *c)
+{
+    if (c->closing)
+        return;
+    c->parse_paused = 0;
+    client_parse(c);
+    client_update_reading(c);
+    client_timer_update(c);
+}
+
+/* ---- transaction end ---------------------------------------------------- */
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    client_t *c = req->data;
+
+    free(req);
+    if (c->closing)
+        return;
+    if (status < 0)
+        client_close(c);
+}
+
+static void client_linger(client_t *c)
+{
+    uv_shutdown_t *req;
+
+    c->state = CL_LINGER;
+    c->deadline = uv_now(&c->w->loop) + LINGER_MS;
+    c->deadline_bytes = 0;
+    c->flow_stopped = 0;
+    req = malloc(sizeof(*req));
+    if (req == NULL) {
+        client_close(c);
+        return;
+    }
+    req->data = c;
+    /* FIN goes out after the queued response; we keep reading until the
+     * client closes too or the linger time is up. */
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_linger_shutdown) < 0) {
+        free(req);
+        client_close(c);
+        return;
+    }
+    client_update_reading(c);
+    client_timer_update(c);
+}
+
+void client_txn_done(client_t *c, int keepalive)
+{
+    if (c->closing)
+        return;
+    c->txn = NULL;
+    if (!keepalive || c->w->draining) {
+        client_linger(c);
+        return;
+    }
+    c->state = CL_WAIT;
+    c->parse_paused = 0;
+    c->last_activity = uv_now(&c->w->loop);
+    list_insert_tail(&c->w->idle_clients, &c->idle_link);
+    client_timer_update(c);
+    /* A pipelined request may already wait in the buffer. */
+    client_parse(c);
+    client_update_reading(c);
+}
+
+void client_drain(client_t *c)
+{
+    if (c->state == CL_WAIT && (c->in == NULL || c->in_off == c->in_len))
+        client_close(c);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+/* Over a limit: a short plain answer, then close. Written with try_write:
+ * nothing is queued for a connection we refuse. */
+static void refuse(uv_tcp_t *tcp, const char *why)
+{
+    static const char resp[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 38\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "Too many connections; try again soon.\n";
+    uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
+
+    (void)why;
+    uv_try_write((uv_stream_t *)tcp, &b, 1);
+}
+
+static void on_refused_close(uv_handle_t *h)
+{
+    free(h);
+}
+
+void client_accept(worker_t *w, uv_stream_t *server)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    client_t *c;
+    const char *limit = NULL;
+    srv_limit_t lim;
+
+    pthread_once(&req_settings_once, req_settings_init);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_crit(0, "out of memory accepting a connection");
+        return;
+    }
+    if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_refused_close);
+        return;
+    }
+    c->w = w;
+    c->id = server_next_conn_id(w->srv);
+    w->stats.connections++;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        netaddr_from_sockaddr(&c->addr, (struct sockaddr *)&ss);
+        c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    netaddr_format(&c->addr, c->addr_text, sizeof(c->addr_text));
+    len = sizeof(ss);
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        netaddr_from_sockaddr(&c->local, (struct sockaddr *)&ss);
+
+    lim = server_client_acquire(w->srv, &c->addr, w->conf);
+    if (lim != SRV_LIMIT_OK) {
+        limit = lim == SRV_LIMIT_TOTAL ? "max_connections" : "max_connections_per_client";
+        w->stats.refused++;
+        server_log_refusal(w->srv, c->addr_text, limit);
+        refuse(&c->tcp, limit);
+        uv_close((uv_handle_t *)&c->tcp, on_refused_close);
+        return;
+    }
+    c->counted = 1;
+    c->allowed = netaddr_set_contains(w->conf->allow_clients, &c->addr);
+
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+    c->parser.data = c;
+    outq_init(&c->out, (uv_stream_t *)&c->tcp, on_client_write, c);
+    c->state = CL_WAIT;
+    c->last_activity = uv_now(&w->loop);
+    c->deadline = c->last_activity + w->conf->client_header_timeout;
+    list_insert_tail(&w->clients, &c->link);
+    list_insert_tail(&w->idle_clients, &c->idle_link);
+    w->nclients++;
+    log_debug(c->id, "accepted connection from %s:%u", c->addr_text, c->port);
+    client_timer_update(c);
+    client_update_reading(c);
+}

@@ -1,0 +1,86 @@
+/* client.h - one client connection: reading and parsing requests, keep-alive, timeouts. */
+#ifndef PC_CLIENT_H
+#define PC_CLIENT_H
+
+#include <llhttp.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "iobuf.h"
+#include "list.h"
+#include "netaddr.h"
+#include "worker.h"
+
+struct txn;
+struct tunnel;
+
+enum client_state {
+    CL_WAIT,      /* between requests (keep-alive) or before the first */
+    CL_REQUEST,   /* request head in progress */
+    CL_TXN,       /* a transaction owns the connection */
+    CL_TUNNEL,    /* CONNECT tunnel spliced */
+    CL_LINGER,    /* response sent, draining input before closing */
+    CL_CLOSED,
+};
+
+/* Why the request parser stopped. */
+enum client_pause { PAUSE_NONE, PAUSE_HEADERS, PAUSE_COMPLETE };
+
+typedef struct client {
+    uv_tcp_t tcp;            /* first: a refused connection frees via it */
+    uv_timer_t timer;
+    list_t link;             /* worker->clients */
+    list_t idle_link;        /* worker->idle_clients while CL_WAIT */
+    worker_t *w;
+    uint64_t id;
+    netaddr_t addr;
+    uint16_t port;
+    char addr_text[NETADDR_STRLEN];
+    netaddr_t local;
+    uint16_t local_port;
+    int allowed;             /* from allow_clients */
+    int counted;             /* holds a slot in the per-client count */
+
+    llhttp_t parser;
+    enum client_pause pause; /* set by a parser callback */
+    int parse_paused;        /* the transaction has not released the parser */
+    int in_parse;            /* client_parse() is on the stack */
+    iobuf_t *in;             /* unparsed input is [in_off, in_len) */
+    size_t in_off, in_len;
+    outq_t out;
+
+    enum client_state state;
+    struct txn *txn;
+    struct tunnel *tunnel;
+    unsigned nrequests;
+    int reading;             /* uv_read_start is active */
+    int flow_stopped;        /* reading stopped: the upstream is slow */
+    int closing;
+    int handles;             /* open libuv handles; freed when 0 */
+    int bad_status;          /* 414/431 chosen by a parser callback */
+    uint64_t deadline;       /* header or linger deadline (uv_now ms) */
+    size_t deadline_bytes;   /* bytes discarded while lingering */
+    uint64_t last_activity;  /* last read or write progress */
+} client_t;
+
+/* Accepts a connection from server (the listener). Never fails loudly: on
+ * error the connection is dropped and logged. */
+void client_accept(worker_t *w, uv_stream_t *server);
+
+/* The transaction released the parser: parse the request body or the next
+ * pipelined request. */
+void client_resume_parse(client_t *c);
+/* The transaction finished; keep the connection for the next request when
+ * keepalive is set, or close it gracefully after the queued writes. */
+void client_txn_done(client_t *c, int keepalive);
+/* Closes now (reset semantics are libuv's: queued writes are cancelled). */
+void client_close(client_t *c);
+/* Stops/starts reading for flow control. */
+void client_flow_stop(client_t *c);
+void client_flow_start(client_t *c);
+/* Re-arms the timer after the state changed. */
+void client_timer_update(client_t *c);
+/* Worker is draining: close if idle. */
+void client_drain(client_t *c);
+
+#endif

@@ -1,0 +1,90 @@
+/* http_msg.h - header fields of one HTTP message, as parsed and as rewritten. */
+#ifndef PC_HTTP_MSG_H
+#define PC_HTTP_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Field names and values live in one growing byte store bounded by `max`
+ * (max_header_size), so a header flood costs at most that much memory.
+ * Fields are appended while parsing (llhttp delivers names and values in
+ * pieces), marked deleted when removed, and appended when added.
+ */
+typedef struct http_field {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+    int deleted;
+} http_field_t;
+
+typedef struct http_msg {
+    char *store;
+    size_t len, cap, max;
+    http_field_t *fields;
+    unsigned nfields, cap_fields;
+    int in_value;  /* parsing: last piece appended was a value */
+} http_msg_t;
+
+void http_msg_init(http_msg_t *m, size_t max);
+void http_msg_reset(http_msg_t *m);
+void http_msg_free(http_msg_t *m);
+
+/* Parsing: append a piece of a field name / value. Return 0, or -1 when the
+ * header section would exceed max (the caller answers 431) or memory ran
+ * out. */
+int http_msg_name_piece(http_msg_t *m, const char *p, size_t len);
+int http_msg_value_piece(http_msg_t *m, const char *p, size_t len);
+
+/* Stores bytes (e.g. the request target) in the same bounded store and
+ * returns their offset, or -1. */
+long http_msg_store(http_msg_t *m, const char *p, size_t len);
+
+static inline const char *http_field_name(const http_msg_t *m,
+                                          const http_field_t *f)
+{
+    return m->store + f->name_off;
+}
+
+/* The value with optional whitespace trimmed on both sides; *len set. */
+const char *http_field_value(const http_msg_t *m, const http_field_t *f,
+                             size_t *len);
+
+/* Index of the first live field called name (case-insensitive) at or after
+ * start, or -1. */
+int http_msg_find(const http_msg_t *m, const char *name, int start);
+/* First value of name, or NULL. */
+const char *http_msg_get(const http_msg_t *m, const char *name, size_t *len);
+unsigned http_msg_count(const http_msg_t *m, const char *name);
+/* Removes every field called name; returns how many. */
+int http_msg_remove(http_msg_t *m, const char *name);
+/* Appends a field. Returns 0 or -1. */
+int http_msg_add(http_msg_t *m, const char *name, const char *value,
+                 size_t value_len);
+/* 1 when a comma-separated field (e.g. Connection) holds token, any case. */
+int http_msg_has_token(const http_msg_t *m, const char *name,
+                       const char *token);
+/* 1 when the value holds a bare CR, LF or NUL (obs-fold or smuggling). */
+int http_msg_has_ctl(const http_msg_t *m);
+
+/* Removes the hop-by-hop fields of RFC 9110 section 7.6.1 and those named in
+ * Connection, plus the framing fields (Content-Length, Transfer-Encoding),
+ * which the proxy writes itself. */
+void http_msg_strip_hop_by_hop(http_msg_t *m);
+
+/* A growable output string (for serialising header blocks). */
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    int failed;  /* an append ran out of memory */
+} strbuf_t;
+
+void strbuf_init(strbuf_t *s);
+void strbuf_free(strbuf_t *s);
+void strbuf_add(strbuf_t *s, const char *p, size_t len);
+void strbuf_adds(strbuf_t *s, const char *str);
+void strbuf_addf(strbuf_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends "Name: value\r\n" for every live field. */
+void strbuf_add_fields(strbuf_t *s, const http_msg_t *m);
+
+#endif

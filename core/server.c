@@ -1,0 +1,540 @@
+/* server.c - the process: listeners, workers, signals, reload and graceful stop. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "localaddr.h"
+#include "log.h"
+#include "server.h"
+
+struct srv_client_slot {
+    srv_client_slot_t *next;
+    netaddr_t addr;
+    long count;
+};
+
+/* ---- sockets ------------------------------------------------------------ */
+
+int server_bind(const netaddr_port_t *addr, char *err, size_t errlen)
+{
+    int fd, on = 1, off = 0, e;
+    int family = addr->ss.ss_family;
+
+    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        e = errno;
+        snprintf(err, errlen, "listen %s: socket: %s", addr->text, strerror(e));
+        return -e;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (family == AF_INET6) {
+        /* "[::]:3128" and "*:3128" take IPv4 too; a specific IPv6 address
+         * only itself. */
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&addr->ss;
+        int any = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &off : &on, sizeof(on));
+    }
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
+        listen(fd, 4096) < 0) {
+        e = errno;
+        snprintf(err, errlen, "listen %s: %s", addr->text, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static void listeners_free(srv_listener_t *l, int n, int close_fds, int nworkers)
+{
+    for (int i = 0; l && i < n; i++) {
+        if (close_fds)
+            for (int k = 0; k < nworkers; k++)
+                if (l[i].fds[k] >= 0)
+                    close(l[i].fds[k]);
+        free(l[i].fds);
+    }
+    free(l);
+}
+
+/* Builds the listener table for conf, reusing sockets of old (same address)
+ * and binding the rest. Returns the table or NULL with err set (new sockets
+ * closed again). */
+static srv_listener_t *listeners_build(const conf_t *conf, srv_listener_t *old,
+                                       int nold, int nworkers, char *err,
+                                       size_t errlen)
+{
+    srv_listener_t *l = calloc((size_t)conf->nlisten, sizeof(*l));
+    int i;
+
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (i = 0; i < conf->nlisten; i++) {
+        l[i].addr = conf->listen[i];
+        l[i].fds = malloc((size_t)nworkers * sizeof(int));
+        if (l[i].fds == NULL)
+            goto fail;
+        for (int k = 0; k < nworkers; k++)
+            l[i].fds[k] = -1;
+    }
+    for (i = 0; i < conf->nlisten; i++) {
+        int reused = 0;
+        for (int j = 0; j < nold && !reused; j++) {
+            if (old[j].addr.len == l[i].addr.len &&
+                memcmp(&old[j].addr.ss, &l[i].addr.ss, l[i].addr.len) == 0) {
+                memcpy(l[i].fds, old[j].fds, (size_t)nworkers * sizeof(int));
+                l[i].reused = 1;
+                reused = 1;
+            }
+        }
+        if (reused)
+            continue;
+        /* One socket per worker in a SO_REUSEPORT group would balance
+         * better, but lets a second process join the group silently; a
+         * shared socket accepted by every worker's loop is safe. */
+        {
+            int fd = server_bind(&l[i].addr, err, errlen);
+            if (fd < 0)
+                goto fail;
+            l[i].fds[0] = fd;
+            for (int k = 1; k < nworkers; k++) {
+                l[i].fds[k] = dup(fd);
+                if (l[i].fds[k] < 0) {
+                    snprintf(err, errlen, "listen %s: dup: %s", l[i].addr.text,
+                             strerror(errno));
+                    goto fail;
+                }
+            }
+        }
+    }
+    return l;
+fail:
+    for (int k = 0; k < conf->nlisten; k++) {
+        if (l[k].fds && !l[k].reused)
+            for (int m = 0; m < nworkers; m++)
+                if (l[k].fds[m] >= 0)
+                    close(l[k].fds[m]);
+    }
+    listeners_free(l, conf->nlisten, 0, nworkers);
+    return NULL;
+}
+
+/* ---- client accounting -------------------------------------------------- */
+
+uint64_t server_next_conn_id(server_t *srv)
+{
+    return atomic_fetch_add(&srv->next_conn_id, 1) + 1;
+}
+
+static unsigned addr_hash(const netaddr_t *a)
+{
+    uint32_t h = 2166136261u;
+    int n = a->family == AF_INET ? 4 : 16;
+
+    for (int i = 0; i < n; i++) {
+        h ^= a->a[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+srv_limit_t server_client_acquire(server_t *srv, const netaddr_t *addr,
+                                  const conf_t *conf)
+{
+    srv_client_slot_t *s;
+    unsigned b;
+
+    if (atomic_fetch_add(&srv->nconns, 1) >= conf->max_connections) {
+        atomic_fetch_sub(&srv->nconns, 1);
+        return SRV_LIMIT_TOTAL;
+    }
+    b = addr_hash(addr) % srv->nclient_buckets;
+    pthread_mutex_lock(&srv->clients_lock);
+    for (s = srv->client_buckets[b]; s; s = s->next)
+        if (netaddr_equal(&s->addr, addr))
+            break;
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            pthread_mutex_unlock(&srv->clients_lock);
+            atomic_fetch_sub(&srv->nconns, 1);
+            return SRV_LIMIT_TOTAL;
+        }
+        s->addr = *addr;
+        s->next = srv->client_buckets[b];
+        srv->client_buckets[b] = s;
+    }
+    if (s->count >= conf->max_connections_per_client) {
+        pthread_mutex_unlock(&srv->clients_lock);
+        atomic_fetch_sub(&srv->nconns, 1);
+        return SRV_LIMIT_CLIENT;
+    }
+    s->count++;
+    pthread_mutex_unlock(&srv->clients_lock);
+    return SRV_LIMIT_OK;
+}
+
+void server_client_release(server_t *srv, const netaddr_t *addr)
+{
+    unsigned b = addr_hash(addr) % srv->nclient_buckets;
+    srv_client_slot_t **pp;
+
+    pthread_mutex_lock(&srv->clients_lock);
+    for (pp = &srv->client_buckets[b]; *pp; pp = &(*pp)->next) {
+        srv_client_slot_t *s = *pp;
+        if (netaddr_equal(&s->addr, addr)) {
+            if (--s->count <= 0) {
+                *pp = s->next;
+                free(s);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->clients_lock);
+    atomic_fetch_sub(&srv->nconns, 1);
+}
+
+void server_log_refusal(server_t *srv, const char *client, const char *limit)
+{
+    uint64_t now = uv_hrtime() / 1000000, last = atomic_load(&srv->last_refusal_log);
+
+    if (now - last < 1000)
+        return;
+    if (!atomic_compare_exchange_strong(&srv->last_refusal_log, &last, now))
+        return;
+    log_warn(0, "connection from %s refused: %s reached (further refusals "
+             "this second are not logged)", client, limit);
+}
+
+/* ---- start, reload, stop ------------------------------------------------ */
+
+static int resolve_workers(const conf_t *conf)
+{
+    long n = conf->workers;
+
+    if (n <= 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n < 1)
+            n = 1;
+    }
+    return (int)n;
+}
+
+static int write_pid_file(const char *path, char *err, size_t errlen)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write pid file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        snprintf(err, errlen, "cannot write pid file '%s': %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int drop_privileges(const conf_t *conf, char *err, size_t errlen)
+{
+    struct passwd *pw;
+    gid_t gid;
+
+    if (conf->user == NULL)
+        return 0;
+    if (geteuid() != 0) {
+        log_notice(0, "not running as root: 'user %s' ignored", conf->user);
+        return 0;
+    }
+    pw = getpwnam(conf->user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "user '%s' does not exist", conf->user);
+        return -1;
+    }
+    gid = pw->pw_gid;
+    if (conf->group) {
+        struct group *gr = getgrnam(conf->group);
+        if (gr == NULL) {
+            snprintf(err, errlen, "group '%s' does not exist", conf->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        snprintf(err, errlen, "cannot switch to user '%s': %s", conf->user,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum);
+
+static void on_worker_exit(uv_async_t *async)
+{
+    server_t *srv = async->data;
+
+    if (atomic_load(&srv->workers_running) > 0)
+        return;
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
+    uv_close((uv_handle_t *)&srv->worker_exit, NULL);
+}
+
+/* Loads and completes a configuration snapshot (own addresses). */
+static conf_t *load_conf(const char *path, char *err, size_t errlen)
+{
+    conf_t *conf = conf_load(path, err, errlen);
+
+    if (conf == NULL)
+        return NULL;
+    conf->own_addrs = localaddr_scan(err, errlen);
+    if (conf->own_addrs == NULL) {
+        conf_unref(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
+                 char *err, size_t errlen)
+{
+    conf_t *conf;
+    char lerr[512];
+
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->conf_path = strdup(conf_path);
+    pthread_mutex_init(&srv->clients_lock, NULL);
+    srv->nclient_buckets = 4096;
+    srv->client_buckets = calloc(srv->nclient_buckets, sizeof(*srv->client_buckets));
+    if (srv->conf_path == NULL || srv->client_buckets == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    conf = load_conf(conf_path, err, errlen);
+    if (conf == NULL)
+        return -1;
+    srv->conf = conf;
+    srv->nworkers = resolve_workers(conf);
+
+    srv->alog_files = accesslog_files_open(conf, err, errlen);
+    if (srv->alog_files == NULL)
+        return -1;
+    srv->listeners = listeners_build(conf, NULL, 0, srv->nworkers, err, errlen);
+    if (srv->listeners == NULL)
+        return -1;
+    srv->nlisteners = conf->nlisten;
+    if (log_open(conf->error_log, conf->error_log_level, err, errlen) < 0)
+        return -1;
+    if (conf->pid_file) {
+        if (write_pid_file(conf->pid_file, err, errlen) < 0)
+            return -1;
+        srv->pid_written = 1;
+    }
+    if (drop_privileges(conf, err, errlen) < 0)
+        return -1;
+
+    uv_async_init(loop, &srv->worker_exit, on_worker_exit);
+    srv->worker_exit.data = srv;
+    srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
+    if (srv->workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < srv->nworkers; i++) {
+        int *fds = malloc((size_t)(srv->nlisteners ? srv->nlisteners : 1) * sizeof(int));
+        int rc;
+        if (fds == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (int k = 0; k < srv->nlisteners; k++)
+            fds[k] = srv->listeners[k].fds[i];
+        rc = worker_init(&srv->workers[i], srv, i + 1, conf, fds, srv->nlisteners);
+        free(fds);
+        if (rc < 0 || worker_start(&srv->workers[i]) < 0) {
+            snprintf(err, errlen, "cannot start worker %d", i + 1);
+            return -1;
+        }
+    }
+
+    uv_signal_init(loop, &srv->sig_hup);
+    uv_signal_init(loop, &srv->sig_term);
+    uv_signal_init(loop, &srv->sig_int);
+    uv_signal_init(loop, &srv->sig_usr1);
+    srv->sig_hup.data = srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv;
+    uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_usr1, on_signal, SIGUSR1);
+
+    lerr[0] = '\0';
+    for (int i = 0; i < srv->nlisteners; i++) {
+        size_t l = strlen(lerr);
+        snprintf(lerr + l, sizeof(lerr) - l, "%s%s", i ? " " : "",
+                 srv->listeners[i].addr.text);
+    }
+    log_notice(0, "portcullis " PACKAGE_VERSION " started (pid %d, %d worker%s), "
+               "listening on %s", (int)getpid(), srv->nworkers,
+               srv->nworkers == 1 ? "" : "s", lerr);
+    return 0;
+}
+
+int server_reload(server_t *srv)
+{
+    char err[1024];
+    conf_t *conf;
+    accesslog_files_t *alog;
+    srv_listener_t *l;
+    int fd;
+
+    if (srv->stopping)
+        return -1;
+    log_notice(0, "reloading configuration from %s", srv->conf_path);
+    conf = load_conf(srv->conf_path, err, sizeof(err));
+    if (conf == NULL) {
+        log_error(0, "reload failed, keeping the running configuration: %s", err);
+        return -1;
+    }
+    if (resolve_workers(conf) != srv->nworkers)
+        log_warn(0, "'workers' changed: takes effect after a restart");
+    alog = accesslog_files_open(conf, err, sizeof(err));
+    if (alog == NULL) {
+        log_error(0, "reload failed, keeping the running configuration: %s", err);
+        conf_unref(conf);
+        return -1;
+    }
+    if (strcmp(conf->error_log, "stderr") != 0) {
+        fd = open(conf->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            log_error(0, "reload failed, keeping the running configuration: "
+                      "cannot open error log '%s': %s", conf->error_log, strerror(errno));
+            accesslog_files_unref(alog);
+            conf_unref(conf);
+            return -1;
+        }
+        close(fd);
+    }
+    l = listeners_build(conf, srv->listeners, srv->nlisteners, srv->nworkers,
+                        err, sizeof(err));
+    if (l == NULL) {
+        log_error(0, "reload failed, keeping the running configuration: %s", err);
+        accesslog_files_unref(alog);
+        conf_unref(conf);
+        return -1;
+    }
+
+    /* Commit: nothing below can fail in a way that needs undoing. */
+    if (log_open(conf->error_log, conf->error_log_level, err, sizeof(err)) < 0)
+        log_error(0, "%s", err);
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker_msg_t *m = calloc(1, sizeof(*m));
+        if (m == NULL) {
+            log_crit(0, "out of memory handing the new configuration to worker %d", i + 1);
+            continue;
+        }
+        m->kind = WMSG_CONF;
+        m->conf = conf_ref(conf);
+        m->alog_files = accesslog_files_ref(alog);
+        m->nfds = conf->nlisten;
+        m->fds = malloc((size_t)(m->nfds ? m->nfds : 1) * sizeof(int));
+        if (m->fds)
+            for (int k = 0; k < m->nfds; k++)
+                m->fds[k] = l[k].fds[i];
+        worker_post(&srv->workers[i], m);
+    }
+    /* Sockets of dropped addresses are closed by the workers. */
+    listeners_free(srv->listeners, srv->nlisteners, 0, srv->nworkers);
+    srv->listeners = l;
+    srv->nlisteners = conf->nlisten;
+    accesslog_files_unref(srv->alog_files);
+    srv->alog_files = alog;
+    conf_unref(srv->conf);
+    srv->conf = conf;
+    log_notice(0, "configuration reloaded from %s", srv->conf_path);
+    return 0;
+}
+
+void server_stop(server_t *srv)
+{
+    int force = srv->stopping;
+
+    srv->stopping = 1;
+    if (force)
+        log_notice(0, "second stop signal: closing every connection now");
+    else
+        log_notice(0, "stopping: no new connections; finishing those in flight "
+                   "(drain_timeout %llu ms)", (unsigned long long)srv->conf->drain_timeout);
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker_msg_t *m = calloc(1, sizeof(*m));
+        if (m == NULL)
+            continue;
+        m->kind = force ? WMSG_FORCE_STOP : WMSG_STOP;
+        worker_post(&srv->workers[i], m);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server_t *srv = h->data;
+
+    switch (signum) {
+    case SIGHUP:
+        server_reload(srv);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        server_stop(srv);
+        break;
+    case SIGUSR1:
+        log_notice(0, "reopening log files");
+        if (log_reopen() < 0)
+            log_error(0, "cannot reopen the error log: %s", strerror(errno));
+        accesslog_files_reopen(srv->alog_files);
+        break;
+    }
+}
+
+int server_run(server_t *srv)
+{
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_join(&srv->workers[i]);
+    log_notice(0, "stopped");
+    if (srv->pid_written && srv->conf->pid_file)
+        unlink(srv->conf->pid_file);
+    listeners_free(srv->listeners, srv->nlisteners, 0, srv->nworkers);
+    free(srv->workers);
+    accesslog_files_unref(srv->alog_files);
+    conf_unref(srv->conf);
+    for (unsigned i = 0; i < srv->nclient_buckets; i++) {
+        while (srv->client_buckets[i]) {
+            srv_client_slot_t *s = srv->client_buckets[i];
+            srv->client_buckets[i] = s->next;
+            free(s);
+        }
+    }
+    free(srv->client_buckets);
+    free(srv->conf_path);
+    pthread_mutex_destroy(&srv->clients_lock);
+    return 0;
+}

@@ -1,0 +1,197 @@
+/* tunnel.c - CONNECT: checks, connecting, and the spliced byte tunnel. */
+#include <stdlib.h>
+
+#include "log.h"
+#include "tunnel.h"
+#include "txn.h"
+
+static int port_allowed(const conf_t *conf, uint16_t port)
+{
+    for (int i = 0; i < conf->nconnect_ports; i++)
+        if (port >= conf->connect_ports[i].lo && port <= conf->connect_ports[i].hi)
+            return 1;
+    return 0;
+}
+
+void tunnel_start(txn_t *t)
+{
+    if (!port_allowed(t->conf, t->url.port)) {
+        log_warn(t->c->id, "CONNECT to %s denied: port %u is not in connect_ports, "
+                 "client: %s", t->target, t->url.port, t->c->addr_text);
+        t->w->stats.denied++;
+        txn_respond_error(t, 403, "TCP_DENIED", "ERR_CONNECT_PORT", NULL);
+        return;
+    }
+    txn_resolve(t);
+}
+
+void tunnel_connected(txn_t *t, int status)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    client_t *c = t->c;
+    upstream_t *up = t->up;
+
+    if (status < 0) {
+        /* Same path as a plain request: try the next address or fail. */
+        t->method = HTTP_GET;
+        txn_upstream_connected(t, status);
+        t->method = HTTP_CONNECT;
+        return;
+    }
+    t->w->stats.upstream_new++;
+    t->w->stats.tunnels++;
+    if (outq_copy(&c->out, established, sizeof(established) - 1) < 0) {
+        txn_abort(t, "cannot write to the client");
+        return;
+    }
+    t->bytes_out += sizeof(established) - 1;
+    t->status = 200;
+    t->code = "TCP_TUNNEL";
+    t->head_sent = 1;
+    c->state = CL_TUNNEL;
+    c->last_activity = uv_now(&t->w->loop);
+    upstream_timer(up, 0);
+    /* Bytes the client sent right after its CONNECT head (a TLS
+     * ClientHello, typically) go first. */
+    if (c->in && c->in_off < c->in_len) {
+        iobuf_t *b = iobuf_ref(c->in);
+        const char *p = c->in->data + c->in_off;
+        size_t n = c->in_len - c->in_off;
+        c->in_off = c->in_len;
+        tunnel_client_data(t, b, p, n);
+        iobuf_unref(b);
+        if (t->ended)
+            return;
+    }
+    upstream_read_start(up);
+    client_flow_start(c);
+    client_timer_update(c);
+}
+
+/* A tunnel that was established ends as TCP_TUNNEL whatever closed it: TLS
+ * peers often end with a reset, which is no error of the client's. */
+static void tunnel_close(txn_t *t, const char *why)
+{
+    if (why)
+        log_info(t->c->id, "tunnel to %s closed: %s", t->target, why);
+    txn_end(t);
+}
+
+/* Ends the tunnel once both sides said EOF and everything was written. */
+static void tunnel_maybe_finish(txn_t *t)
+{
+    if (t->tun_client_eof && t->tun_upstream_eof && t->c->out.pending == 0 &&
+        (t->up == NULL || t->up->out.pending == 0))
+        txn_end(t);
+}
+
+void tunnel_client_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
+{
+    upstream_t *up = t->up;
+
+    t->bytes_in += len;
+    t->c->last_activity = uv_now(&t->w->loop);
+    if (up == NULL || outq_slice(&up->out, b, p, len, 0) < 0) {
+        tunnel_close(t, "write to upstream failed");
+        return;
+    }
+    if (up->out.pending > OUTQ_HIGH)
+        client_flow_stop(t->c);
+}
+
+void tunnel_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
+{
+    client_t *c = t->c;
+    upstream_t *up = t->up;
+
+    c->last_activity = uv_now(&t->w->loop);
+    if (outq_slice(&c->out, b, p, len, 0) < 0) {
+        tunnel_close(t, "write to client failed");
+        return;
+    }
+    t->bytes_out += len;
+    if (c->out.pending > OUTQ_HIGH) {
+        up->flow_stopped = 1;
+        upstream_read_stop(up);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Half-close: pass the EOF on after the queued bytes (RFC 9110 9.3.6). */
+static int shutdown_stream(uv_stream_t *s)
+{
+    uv_shutdown_t *req = malloc(sizeof(*req));
+
+    if (req == NULL)
+        return -1;
+    if (uv_shutdown(req, s, on_shutdown) < 0) {
+        free(req);
+        return -1;
+    }
+    return 0;
+}
+
+void tunnel_client_eof(txn_t *t, int status)
+{
+    client_t *c = t->c;
+
+    if (status != UV_EOF) {
+        tunnel_close(t, uv_strerror(status));
+        return;
+    }
+    t->tun_client_eof = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    c->flow_stopped = 1;
+    if (t->up == NULL || shutdown_stream((uv_stream_t *)&t->up->tcp) < 0) {
+        tunnel_close(t, "cannot half-close the upstream");
+        return;
+    }
+    tunnel_maybe_finish(t);
+}
+
+void tunnel_upstream_eof(txn_t *t, int status)
+{
+    if (status != UV_EOF) {
+        tunnel_close(t, uv_strerror(status));
+        return;
+    }
+    t->tun_upstream_eof = 1;
+    upstream_read_stop(t->up);
+    t->up->flow_stopped = 1;
+    if (shutdown_stream((uv_stream_t *)&t->c->tcp) < 0) {
+        tunnel_close(t, "cannot half-close the client");
+        return;
+    }
+    tunnel_maybe_finish(t);
+}
+
+void tunnel_client_drained(txn_t *t)
+{
+    if (t->up && t->up->flow_stopped && !t->tun_upstream_eof) {
+        t->up->flow_stopped = 0;
+        upstream_read_start(t->up);
+    }
+    tunnel_maybe_finish(t);
+}
+
+void tunnel_upstream_drained(txn_t *t)
+{
+    if (t->c->flow_stopped && !t->tun_client_eof)
+        client_flow_start(t->c);
+    tunnel_maybe_finish(t);
+}
+
+void tunnel_timeout(txn_t *t)
+{
+    log_info(t->c->id, "tunnel to %s idle for %llu ms, closing", t->target,
+             (unsigned long long)t->conf->tunnel_idle_timeout);
+    tunnel_close(t, NULL);
+}

@@ -1,0 +1,317 @@
+/* worker.c - one event loop and everything it owns: listeners, connections, caches. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "client.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+#include "worker.h"
+
+typedef struct worker_listener {
+    uv_tcp_t tcp;
+    struct worker_listener *next;
+    worker_t *w;
+    int fd;
+    int closing;
+} worker_listener_t;
+
+static _Thread_local worker_t *current_worker;
+
+worker_t *worker_current(void)
+{
+    return current_worker;
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void listener_close(worker_listener_t *l)
+{
+    l->closing = 1;
+    uv_close((uv_handle_t *)&l->tcp, on_listener_close);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    worker_listener_t *l = server->data;
+    worker_t *w = l->w;
+
+    if (status < 0) {
+        /* EMFILE and friends: libuv already sheds the pending connection
+         * with its reserve descriptor; say so, rarely. */
+        server_log_refusal(w->srv, "-", uv_strerror(status));
+        return;
+    }
+    if (w->draining)
+        return;
+    client_accept(w, server);
+}
+
+/* Makes the worker's listeners match fds: keeps those it has, opens new
+ * ones, closes the ones no longer wanted. Returns 0 or -1. */
+static int worker_set_listeners(worker_t *w, const int *fds, int nfds)
+{
+    worker_listener_t **pp = &w->listeners;
+    int rc = 0;
+
+    while (*pp) {
+        worker_listener_t *l = *pp;
+        int keep = 0;
+        for (int i = 0; i < nfds && !keep; i++)
+            keep = fds[i] == l->fd;
+        if (!keep) {
+            *pp = l->next;
+            listener_close(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+    for (int i = 0; i < nfds; i++) {
+        worker_listener_t *l;
+        int have = 0;
+        for (l = w->listeners; l && !have; l = l->next)
+            have = l->fd == fds[i];
+        if (have)
+            continue;
+        l = calloc(1, sizeof(*l));
+        if (l == NULL) {
+            rc = -1;
+            continue;
+        }
+        l->w = w;
+        l->fd = fds[i];
+        uv_tcp_init(&w->loop, &l->tcp);
+        l->tcp.data = l;
+        if (uv_tcp_open(&l->tcp, fds[i]) < 0 ||
+            uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection) < 0) {
+            log_error(0, "cannot listen on descriptor %d", fds[i]);
+            listener_close(l);
+            rc = -1;
+            continue;
+        }
+        l->next = w->listeners;
+        w->listeners = l;
+    }
+    return rc;
+}
+
+static void worker_shutdown(worker_t *w)
+{
+    if (w->shut)
+        return;
+    w->shut = 1;
+    while (w->listeners) {
+        worker_listener_t *l = w->listeners;
+        w->listeners = l->next;
+        listener_close(l);
+    }
+    upool_free(w->upool);
+    w->upool = NULL;
+    dns_cache_close(w->dns);
+    w->dns = NULL;
+    accesslog_close(w->alog);
+    w->alog = NULL;
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    /* Under the queue lock, so worker_post() never signals a closed
+     * handle; later messages are dropped. */
+    pthread_mutex_lock(&w->mq_lock);
+    w->mq_closed = 1;
+    uv_close((uv_handle_t *)&w->async, NULL);
+    pthread_mutex_unlock(&w->mq_lock);
+}
+
+void worker_client_gone(worker_t *w)
+{
+    if (w->draining && w->nclients == 0 && list_empty(&w->clients))
+        worker_shutdown(w);
+}
+
+static void on_drain_timer(uv_timer_t *timer)
+{
+    worker_t *w = timer->data;
+    unsigned n = w->nclients;
+
+    if (n)
+        log_notice(0, "drain timeout: closing %u connections still open", n);
+    while (!list_empty(&w->clients)) {
+        client_t *c = LIST_ENTRY(w->clients.next, client_t, link);
+        client_close(c);
+    }
+    worker_client_gone(w);
+}
+
+static void worker_begin_drain(worker_t *w, int force)
+{
+    list_t *n, *next;
+
+    if (!w->draining) {
+        w->draining = 1;
+        while (w->listeners) {
+            worker_listener_t *l = w->listeners;
+            w->listeners = l->next;
+            listener_close(l);
+        }
+        /* Idle pooled upstreams are of no more use. */
+        if (w->upool) {
+            upool_free(w->upool);
+            w->upool = upool_new(w);
+        }
+        uv_timer_start(&w->drain_timer, on_drain_timer,
+                       force ? 1 : w->conf->drain_timeout, 0);
+    } else if (force) {
+        uv_timer_start(&w->drain_timer, on_drain_timer, 1, 0);
+    }
+    for (n = w->clients.next; n != &w->clients; n = next) {
+        next = n->next;
+        client_drain(LIST_ENTRY(n, client_t, link));
+    }
+    worker_client_gone(w);
+}
+
+static void worker_apply_conf(worker_t *w, worker_msg_t *m)
+{
+    conf_unref(w->conf);
+    w->conf = m->conf;
+    m->conf = NULL;
+    if (w->dns)
+        dns_cache_set_ttl(w->dns, w->conf->dns_ttl, w->conf->dns_negative_ttl);
+    if (m->alog_files) {
+        accesslog_t *old = w->alog;
+        w->alog = accesslog_new(&w->loop, m->alog_files);
+        if (w->alog == NULL) {
+            log_crit(0, "out of memory switching access logs; keeping the old ones");
+            w->alog = old;
+        } else {
+            accesslog_close(old);
+        }
+        accesslog_files_unref(m->alog_files);
+        m->alog_files = NULL;
+    }
+    if (!w->draining && m->fds)
+        worker_set_listeners(w, m->fds, m->nfds);
+}
+
+static void on_async(uv_async_t *async)
+{
+    worker_t *w = async->data;
+    worker_msg_t *m;
+
+    pthread_mutex_lock(&w->mq_lock);
+    m = w->mq_head;
+    w->mq_head = w->mq_tail = NULL;
+    pthread_mutex_unlock(&w->mq_lock);
+    while (m) {
+        worker_msg_t *next = m->next;
+        switch (m->kind) {
+        case WMSG_CONF:
+            worker_apply_conf(w, m);
+            break;
+        case WMSG_STOP:
+            worker_begin_drain(w, 0);
+            break;
+        case WMSG_FORCE_STOP:
+            worker_begin_drain(w, 1);
+            break;
+        case WMSG_FUNC:
+            m->fn(w, m->arg);
+            break;
+        }
+        if (m->conf)
+            conf_unref(m->conf);
+        if (m->alog_files)
+            accesslog_files_unref(m->alog_files);
+        free(m->fds);
+        free(m);
+        m = next;
+    }
+}
+
+void worker_post(worker_t *w, worker_msg_t *msg)
+{
+    msg->next = NULL;
+    pthread_mutex_lock(&w->mq_lock);
+    if (w->mq_closed) {
+        pthread_mutex_unlock(&w->mq_lock);
+        if (msg->conf)
+            conf_unref(msg->conf);
+        if (msg->alog_files)
+            accesslog_files_unref(msg->alog_files);
+        free(msg->fds);
+        free(msg);
+        return;
+    }
+    if (w->mq_tail)
+        w->mq_tail->next = msg;
+    else
+        w->mq_head = msg;
+    w->mq_tail = msg;
+    uv_async_send(&w->async);
+    pthread_mutex_unlock(&w->mq_lock);
+}
+
+int worker_init(worker_t *w, server_t *srv, int id, conf_t *conf,
+                const int *fds, int nfds)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->srv = srv;
+    if (uv_loop_init(&w->loop) < 0)
+        return -1;
+    w->loop.data = w;
+    pthread_mutex_init(&w->mq_lock, NULL);
+    uv_async_init(&w->loop, &w->async, on_async);
+    w->async.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    w->conf = conf_ref(conf);
+    list_init(&w->clients);
+    list_init(&w->idle_clients);
+    iobuf_pool_init(&w->bufs, 128);
+    w->dns = dns_cache_new(&w->loop, 4096);
+    w->upool = upool_new(w);
+    w->alog = accesslog_new(&w->loop, srv->alog_files);
+    if (w->dns == NULL || w->upool == NULL || w->alog == NULL)
+        return -1;
+    dns_cache_set_ttl(w->dns, conf->dns_ttl, conf->dns_negative_ttl);
+    return worker_set_listeners(w, fds, nfds);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+
+    current_worker = w;
+    log_set_worker(w->id);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Everything is closed; run once more for close callbacks. */
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&w->loop) < 0)
+        log_alert(0, "worker %d exited with handles still open", w->id);
+    iobuf_pool_drain(&w->bufs);
+    conf_unref(w->conf);
+    w->conf = NULL;
+    atomic_fetch_sub(&w->srv->workers_running, 1);
+    uv_async_send(&w->srv->worker_exit);
+    return NULL;
+}
+
+int worker_start(worker_t *w)
+{
+    atomic_fetch_add(&w->srv->workers_running, 1);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        atomic_fetch_sub(&w->srv->workers_running, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void worker_join(worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mq_lock);
+}
