@@ -225,7 +225,9 @@ static void mime_token(const char *mime, char *out, size_t len)
 }
 
 /* A log field never holds a space or control byte: squid-format parsers
- * split on spaces. */
+ * split on spaces. A '%' stays as it is, as in Squid (which escapes only
+ * unescaped unsafe bytes): a URL is logged as the client sent it, so
+ * "/a%7E" is not turned into "/a%257E" for the log analysers. */
 static void add_token(strbuf_t *s, const char *v)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -236,7 +238,7 @@ static void add_token(strbuf_t *s, const char *v)
     }
     for (; *v; v++) {
         unsigned char ch = (unsigned char)*v;
-        if (ch <= ' ' || ch >= 0x7f || ch == '%') {
+        if (ch <= ' ' || ch >= 0x7f) {
             char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
             strbuf_add(s, e, 3);
         } else {
@@ -250,10 +252,21 @@ static void format_squid(strbuf_t *s, const accesslog_rec_t *r)
     char mime[128];
 
     mime_token(r->mime, mime, sizeof(mime));
-    strbuf_addf(s, "%" PRIu64 ".%03u %6" PRIu64 " ", r->end_ms / 1000,
-                (unsigned)(r->end_ms % 1000), r->elapsed_ms);
+    /* "%lu.%03u %6lu " and " %s/%03d %lu ", without printf. */
+    strbuf_add_u64(s, r->end_ms / 1000, 0, '0');
+    strbuf_add(s, ".", 1);
+    strbuf_add_u64(s, r->end_ms % 1000, 3, '0');
+    strbuf_add(s, " ", 1);
+    strbuf_add_u64(s, r->elapsed_ms, 6, ' ');
+    strbuf_add(s, " ", 1);
     add_token(s, r->client);
-    strbuf_addf(s, " %s/%03d %" PRIu64 " ", r->code, r->status, r->bytes);
+    strbuf_add(s, " ", 1);
+    strbuf_adds(s, r->code);
+    strbuf_add(s, "/", 1);
+    strbuf_add_u64(s, r->status > 0 ? (uint64_t)r->status : 0, 3, '0');
+    strbuf_add(s, " ", 1);
+    strbuf_add_u64(s, r->bytes, 0, '0');
+    strbuf_add(s, " ", 1);
     add_token(s, r->method);
     strbuf_add(s, " ", 1);
     add_token(s, r->url);
@@ -322,6 +335,17 @@ static void format_json(strbuf_t *s, const accesslog_rec_t *r)
     if (r->category) {
         strbuf_adds(s, ",\"category\":");
         json_str(s, r->category);
+    }
+    if (r->notes) {
+        strbuf_adds(s, ",\"notes\":{");
+        for (const accesslog_note_t *n = r->notes; n; n = n->next) {
+            json_str(s, n->name);
+            strbuf_add(s, ":", 1);
+            json_str(s, n->value);
+            if (n->next)
+                strbuf_add(s, ",", 1);
+        }
+        strbuf_add(s, "}", 1);
     }
     strbuf_adds(s, "}\n");
 }

@@ -23,6 +23,14 @@
  * O_APPEND, so workers' batches never interleave inside a line.
  */
 
+/* A plugin's note on a transaction ("category" = "adult"), in the JSON
+ * log under "notes". */
+typedef struct accesslog_note {
+    struct accesslog_note *next;
+    char *name;
+    char *value;
+} accesslog_note_t;
+
 typedef struct accesslog_rec {
     uint64_t end_ms;           /* wall clock at the end, ms since the epoch */
     uint64_t elapsed_ms;
@@ -40,6 +48,7 @@ typedef struct accesslog_rec {
     const char *block_reason;
     const char *category;
     uint64_t conn_id;
+    const accesslog_note_t *notes;
 } accesslog_rec_t;
 
 /* The process-wide set of open log files (shared by workers; descriptors

@@ -3,8 +3,12 @@
 #include <string.h>
 
 #include "client.h"
+#include "hooks.h"
+#include "intercept.h"
 #include "log.h"
+#include "plugin_host.h"
 #include "server.h"
+#include "tls_io.h"
 #include "tunnel.h"
 #include "txn.h"
 
@@ -16,10 +20,13 @@
 
 static int on_req_begin(llhttp_t *p);
 static int on_req_url(llhttp_t *p, const char *at, size_t len);
+static int on_req_version(llhttp_t *p, const char *at, size_t len);
 static int on_req_header_field(llhttp_t *p, const char *at, size_t len);
 static int on_req_header_value(llhttp_t *p, const char *at, size_t len);
+static int on_req_header_value_complete(llhttp_t *p);
 static int on_req_headers_complete(llhttp_t *p);
 static int on_req_message_complete(llhttp_t *p);
+static int on_req_body(llhttp_t *p, const char *at, size_t len);
 
 static llhttp_settings_t req_settings;
 static pthread_once_t req_settings_once = PTHREAD_ONCE_INIT;
@@ -29,13 +36,17 @@ static void req_settings_init(void)
     llhttp_settings_init(&req_settings);
     req_settings.on_message_begin = on_req_begin;
     req_settings.on_url = on_req_url;
+    req_settings.on_version = on_req_version;
     req_settings.on_header_field = on_req_header_field;
     req_settings.on_header_value = on_req_header_value;
+    req_settings.on_header_value_complete = on_req_header_value_complete;
     req_settings.on_headers_complete = on_req_headers_complete;
     req_settings.on_message_complete = on_req_message_complete;
+    req_settings.on_body = on_req_body;
 }
 
 static void client_parse(client_t *c);
+static void client_input(client_t *c);
 static void client_update_reading(client_t *c);
 static void client_linger(client_t *c);
 
@@ -49,6 +60,11 @@ static void on_client_close(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     iobuf_unref(c->in);
+    tls_io_free(c->tls);
+    intercept_client_free(c->tlsc);
+    free(c->block_reason);
+    free(c->block_category);
+    plugin_notes_free(c->notes);
     free(c);
     worker_client_gone(w);
 }
@@ -63,6 +79,8 @@ void client_close(client_t *c)
         txn_t *t = c->txn;
         txn_abort(t, "client connection closed");
     }
+    if (c->accepted)
+        hooks_conn(c, PC_HOOK_CONN_CLOSE);
     list_remove(&c->link);
     list_remove(&c->idle_link);
     c->w->nclients--;
@@ -95,6 +113,8 @@ static uint64_t client_due(client_t *c)
         if (t && t->body_streaming && !t->req_done && !c->flow_stopped)
             return c->last_activity + t->conf->read_timeout;
         return 0;
+    case CL_PEEK:
+        return c->deadline;
     case CL_TUNNEL:
         return c->last_activity + (t ? t->conf : conf)->tunnel_idle_timeout;
     case CL_LINGER:
@@ -160,6 +180,12 @@ static void on_client_timer(uv_timer_t *timer)
             txn_abort(t, NULL);
         client_close(c);
         return;
+    case CL_PEEK:
+        if (t)
+            intercept_timeout(t);
+        else
+            client_close(c);
+        return;
     case CL_TUNNEL:
         if (t)
             tunnel_timeout(t);
@@ -193,12 +219,13 @@ static void on_client_write(outq_t *q, int status)
 
 /* ---- input -------------------------------------------------------------- */
 
-static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Makes room at the end of c->in for more input. Returns the free space
+ * and its start in *p, or 0 when the buffer is full of input nobody took
+ * yet (or memory ran out). */
+static size_t client_in_room(client_t *c, char **p)
 {
-    client_t *c = h->data;
     size_t unparsed;
 
-    (void)hint;
     if (c->in && c->in_off == c->in_len && c->in->refs == 1)
         c->in_off = c->in_len = 0;
     if (c->in && c->in->cap - c->in_len < 2048) {
@@ -211,10 +238,8 @@ static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
             /* Move the unparsed tail to a fresh buffer; the old one may
              * still be referenced by writes in flight. */
             iobuf_t *nb = iobuf_new(&c->w->bufs);
-            if (nb == NULL) {
-                *buf = uv_buf_init(NULL, 0);
-                return;
-            }
+            if (nb == NULL)
+                return 0;
             memcpy(nb->data, c->in->data + c->in_off, unparsed);
             iobuf_unref(c->in);
             c->in = nb;
@@ -222,24 +247,46 @@ static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
             c->in_len = unparsed;
         } else {
             /* A full buffer of unparsed input: no room until it is used. */
-            *buf = uv_buf_init(NULL, 0);
-            return;
+            return 0;
         }
     }
     if (c->in == NULL) {
         c->in = iobuf_new(&c->w->bufs);
         c->in_off = c->in_len = 0;
-        if (c->in == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
+        if (c->in == NULL)
+            return 0;
     }
-    *buf = uv_buf_init(c->in->data + c->in_len, (unsigned)(c->in->cap - c->in_len));
+    *p = c->in->data + c->in_len;
+    return c->in->cap - c->in_len;
+}
+
+static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    client_t *c = h->data;
+    char *p = NULL;
+    size_t n;
+
+    (void)hint;
+    if (c->tls) {
+        /* Ciphertext goes into the session at once: one buffer serves
+         * every TLS connection of the worker. */
+        *buf = uv_buf_init(c->w->tls_scratch, IOBUF_SIZE);
+        return;
+    }
+    n = client_in_room(c, &p);
+    *buf = uv_buf_init(n ? p : NULL, (unsigned)n);
 }
 
 static void client_on_eof(client_t *c, int status)
 {
     switch (c->state) {
+    case CL_PEEK:
+        if (c->txn) {
+            intercept_client_eof(c->txn, status);
+            return;
+        }
+        client_close(c);
+        return;
     case CL_TUNNEL:
         tunnel_client_eof(c->txn, status);
         return;
@@ -263,11 +310,64 @@ static void client_on_eof(client_t *c, int status)
     }
 }
 
+/* Decrypts what the session holds into c->in and parses it, as long as
+ * there is room: input nobody can take yet stays inside the session (its
+ * ciphertext was read already, so client_input() comes back for it). */
+static void client_tls_pump(client_t *c)
+{
+    char why[160];
+    int rc = TLS_IO_WANT;
+
+    if (c->in_pump)
+        return;
+    c->in_pump = 1;
+    while (!c->closing && c->state != CL_LINGER && tls_io_has_input(c->tls)) {
+        char *p = NULL;
+        size_t room = client_in_room(c, &p), n;
+
+        if (room == 0)
+            break;
+        rc = tls_io_read(c->tls, p, room, &n);
+        if (rc != TLS_IO_OK)
+            break;
+        c->in_len += n;
+        client_parse(c);
+    }
+    c->in_pump = 0;
+    if (c->closing)
+        return;
+    if (rc == TLS_IO_EOF) {
+        client_on_eof(c, UV_EOF);
+        return;
+    }
+    if (rc == TLS_IO_ERROR) {
+        log_info(c->id, "TLS error on the connection from %s: %s", c->addr_text,
+                 tls_io_error(why, sizeof(why)));
+        client_on_eof(c, UV_EPROTO);
+        return;
+    }
+    if (c->state == CL_WAIT && c->in && c->in_off == c->in_len) {
+        iobuf_unref(c->in);
+        c->in = NULL;
+        c->in_off = c->in_len = 0;
+    }
+    /* Records the session wrote on its own (a KeyUpdate answer). */
+    if (!c->out.corked && tls_io_pending(c->tls) > 0 && outq_tls_flush(&c->out, c->tls) < 0)
+        client_close(c);
+}
+
+/* Parses what is buffered, then what the TLS session holds. */
+static void client_input(client_t *c)
+{
+    client_parse(c);
+    if (c->tls && !c->closing)
+        client_tls_pump(c);
+}
+
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     client_t *c = s->data;
 
-    (void)buf;
     if (c->closing)
         return;
     if (nread == UV_ENOBUFS) {
@@ -282,14 +382,30 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_activity = uv_now(&c->w->loop);
+    if (c->tls && c->state != CL_LINGER) {
+        if (tls_io_feed(c->tls, buf->base, (size_t)nread) < 0) {
+            client_close(c);
+            return;
+        }
+        client_tls_pump(c);
+        client_update_reading(c);
+        return;
+    }
     if (c->state == CL_LINGER) {
-        c->in_off = c->in_len = 0;  /* discarded */
+        if (!c->tls)
+            c->in_off = c->in_len = 0;  /* discarded */
         c->deadline_bytes += (size_t)nread;
         if (c->deadline_bytes > LINGER_MAX_BYTES)
             client_close(c);
         return;
     }
     c->in_len += (size_t)nread;
+    if (c->state == CL_PEEK) {
+        if (c->txn)
+            intercept_client_data(c->txn);
+        client_update_reading(c);
+        return;
+    }
     if (c->state == CL_TUNNEL) {
         iobuf_t *b = iobuf_ref(c->in);
         const char *p = c->in->data + c->in_off;
@@ -362,6 +478,14 @@ static int on_req_begin(llhttp_t *p)
     return 0;
 }
 
+/* 1 when the span [at, at+len) ended inside the bytes being parsed, so
+ * at[len] is the byte that ended it; 0 when it ran to their end and may go
+ * on in the next read. */
+static int span_ended(const client_t *c, const char *at, size_t len)
+{
+    return at + len < c->in->data + c->in_len;
+}
+
 static int on_req_url(llhttp_t *p, const char *at, size_t len)
 {
     client_t *c = p->data;
@@ -383,6 +507,28 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len)
     t->target = n;
     t->target_len += len;
     t->target[t->target_len] = '\0';
+    /* A line end right after the target is an HTTP/0.9 request; llhttp
+     * would wait for one more byte that such a client never sends. */
+    if (span_ended(c, at, len) && (at[len] == '\r' || at[len] == '\n')) {
+        llhttp_set_error_reason(p, "HTTP/0.9 request");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+/* RFC 9112 2.2: llhttp takes a bare LF after the request line (not after
+ * header lines); a proxy must not read lines differently from the server
+ * behind it, so the request is refused. A CONNECT head goes to no server,
+ * so there the MAY of 2.2 applies (testssl.sh sends "CONNECT h:p
+ * HTTP/1.0\n\n"). */
+static int on_req_version(llhttp_t *p, const char *at, size_t len)
+{
+    client_t *c = p->data;
+
+    if (span_ended(c, at, len) && at[len] == '\n' && p->method != HTTP_CONNECT) {
+        llhttp_set_error_reason(p, "bare LF after the request line");
+        return HPE_USER;
+    }
     return 0;
 }
 
@@ -400,17 +546,35 @@ static int on_req_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* llhttp ends a value's span at its CR and joins a folded next line
+ * (obs-fold) to it without a word; a piece that comes after the line ended
+ * but before the field did is such a fold. RFC 9112 5.2 lets a proxy
+ * reject it, which keeps a folded field from meaning two things. */
 static int on_req_header_value(llhttp_t *p, const char *at, size_t len)
 {
     client_t *c = p->data;
 
     if (c->state != CL_REQUEST)
         return 0;
+    if (c->value_eol) {
+        llhttp_set_error_reason(p, "obs-fold (a header line folded onto the next)");
+        return HPE_USER;
+    }
     if (http_msg_value_piece(&c->txn->req, at, len) < 0) {
         llhttp_set_error_reason(p, "request header section too large");
         c->bad_status = 431;
         return HPE_USER;
     }
+    if (span_ended(c, at, len))
+        c->value_eol = 1;
+    return 0;
+}
+
+static int on_req_header_value_complete(llhttp_t *p)
+{
+    client_t *c = p->data;
+
+    c->value_eol = 0;
     return 0;
 }
 
@@ -436,6 +600,23 @@ static int on_req_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* Decoded request body pieces, for plugins that asked (the raw bytes are
+ * forwarded by client_parse). */
+static int on_req_body(llhttp_t *p, const char *at, size_t len)
+{
+    client_t *c = p->data;
+    txn_t *t = c->txn;
+
+    if (t == NULL || !t->req_inspect)
+        return 0;
+    if (txn_body_request_piece(t, c->in, at, len) < 0) {
+        t->body_error = 1;
+        llhttp_set_error_reason(p, "body check");
+        return HPE_USER;
+    }
+    return 0;
+}
+
 static int on_req_message_complete(llhttp_t *p)
 {
     client_t *c = p->data;
@@ -454,7 +635,8 @@ static void client_parse(client_t *c)
         return;
     c->in_parse = 1;
     while (!c->parse_paused && !c->closing && c->state != CL_TUNNEL &&
-           c->state != CL_LINGER && c->in && c->in_off < c->in_len) {
+           c->state != CL_PEEK && c->state != CL_LINGER && c->in &&
+           c->in_off < c->in_len) {
         const char *p = c->in->data + c->in_off;
         size_t n = c->in_len - c->in_off, used;
         enum llhttp_errno err;
@@ -492,6 +674,18 @@ static void client_parse(client_t *c)
             c->parse_paused = 1;
             continue;
         }
+        if (err == HPE_USER && c->txn && c->txn->body_error) {
+            /* A plugin refused the upload while it streamed in. */
+            txn_t *t = c->txn;
+            t->close_after = 1;
+            c->parse_paused = 1;
+            if (t->blocked)
+                txn_respond_block(t);
+            else
+                txn_respond_error(t, 500, "TCP_MISS", "ERR_SPOOL",
+                                  "The proxy could not store the upload for checking.");
+            break;
+        }
         {
             int status = c->bad_status ? c->bad_status : 400;
             char why[160];
@@ -517,7 +711,7 @@ void client_resume_parse(client_t *c)
     if (c->closing)
         return;
     c->parse_paused = 0;
-    client_parse(c);
+    client_input(c);
     client_update_reading(c);
     client_timer_update(c);
 }
@@ -549,6 +743,21 @@ static void client_linger(client_t *c)
         return;
     }
     req->data = c;
+    /* Corked bytes must reach libuv before the shutdown request does. */
+    if (c->out.corked) {
+        outq_uncork(&c->out);
+        outq_cork(&c->out);
+    }
+    /* TLS: close_notify (RFC 8446 section 6.1) ends the session before the
+     * FIN, so the client can tell the end from a truncation. */
+    if (c->tls) {
+        tls_io_close(c->tls);
+        if (outq_tls_flush(&c->out, c->tls) < 0) {
+            free(req);
+            client_close(c);
+            return;
+        }
+    }
     /* FIN goes out after the queued response; we keep reading until the
      * client closes too or the linger time is up. */
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_linger_shutdown) < 0) {
@@ -575,8 +784,19 @@ void client_txn_done(client_t *c, int keepalive)
     list_insert_tail(&c->w->idle_clients, &c->idle_link);
     client_timer_update(c);
     /* A pipelined request may already wait in the buffer. */
-    client_parse(c);
+    client_input(c);
     client_update_reading(c);
+}
+
+void client_tls_begin(client_t *c, tls_io_t *io, struct client_tls *tlsc)
+{
+    c->tls = io;
+    c->tlsc = tlsc;
+    c->out.tls = io;
+    /* The parser stopped at the CONNECT (an upgrade); the requests inside
+     * the session start a new stream. */
+    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+    c->parser.data = c;
 }
 
 void client_drain(client_t *c)
@@ -636,13 +856,16 @@ void client_accept(worker_t *w, uv_stream_t *server)
     c->id = server_next_conn_id(w->srv);
     w->stats.connections++;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        c->peer_ss = ss;
         netaddr_from_sockaddr(&c->addr, (struct sockaddr *)&ss);
         c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     netaddr_format(&c->addr, c->addr_text, sizeof(c->addr_text));
     len = sizeof(ss);
-    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         netaddr_from_sockaddr(&c->local, (struct sockaddr *)&ss);
+        c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
 
     lim = server_client_acquire(w->srv, &c->addr, w->conf);
     if (lim != SRV_LIMIT_OK) {
@@ -670,6 +893,9 @@ void client_accept(worker_t *w, uv_stream_t *server)
     list_insert_tail(&w->idle_clients, &c->idle_link);
     w->nclients++;
     log_debug(c->id, "accepted connection from %s:%u", c->addr_text, c->port);
+    c->accepted = 1;
+    if (c->allowed)
+        hooks_conn(c, PC_HOOK_ACCEPT);
     client_timer_update(c);
     client_update_reading(c);
 }

@@ -13,11 +13,15 @@
 
 struct txn;
 struct tunnel;
+struct tls_io;
+struct client_tls;
 
 enum client_state {
     CL_WAIT,      /* between requests (keep-alive) or before the first */
     CL_REQUEST,   /* request head in progress */
     CL_TXN,       /* a transaction owns the connection */
+    CL_PEEK,      /* CONNECT answered: reading the ClientHello, deciding,
+                   * TLS handshakes of an interception (intercept.c) */
     CL_TUNNEL,    /* CONNECT tunnel spliced */
     CL_LINGER,    /* response sent, draining input before closing */
     CL_CLOSED,
@@ -34,12 +38,14 @@ typedef struct client {
     worker_t *w;
     uint64_t id;
     netaddr_t addr;
+    struct sockaddr_storage peer_ss;
     uint16_t port;
     char addr_text[NETADDR_STRLEN];
     netaddr_t local;
     uint16_t local_port;
     int allowed;             /* from allow_clients */
     int counted;             /* holds a slot in the per-client count */
+    int accepted;            /* ACCEPT hooks ran; CONN_CLOSE will */
 
     llhttp_t parser;
     enum client_pause pause; /* set by a parser callback */
@@ -58,9 +64,21 @@ typedef struct client {
     int closing;
     int handles;             /* open libuv handles; freed when 0 */
     int bad_status;          /* 414/431 chosen by a parser callback */
+    int value_eol;           /* a header value's line ended, its field did not */
+    const char *block_plugin;  /* blocked at ACCEPT by this plugin */
+    int block_status;
+    char *block_reason;
+    char *block_category;
+    struct accesslog_note *notes;  /* conn_note(): each transaction starts with them */
     uint64_t deadline;       /* header or linger deadline (uv_now ms) */
     size_t deadline_bytes;   /* bytes discarded while lingering */
     uint64_t last_activity;  /* last read or write progress */
+
+    /* An intercepted CONNECT turns the connection into HTTP over TLS:
+     * reads are decrypted before the parser, c->out encrypts. */
+    struct tls_io *tls;      /* the session with the client, or NULL */
+    struct client_tls *tlsc; /* what the tunnel was (intercept.h) */
+    int in_pump;             /* client_tls_pump() is on the stack */
 } client_t;
 
 /* Accepts a connection from server (the listener). Never fails loudly: on
@@ -82,5 +100,8 @@ void client_flow_start(client_t *c);
 void client_timer_update(client_t *c);
 /* Worker is draining: close if idle. */
 void client_drain(client_t *c);
+/* The CONNECT of c was intercepted: from now on the connection carries
+ * HTTP requests inside the TLS session io (owned by c from now on). */
+void client_tls_begin(client_t *c, struct tls_io *io, struct client_tls *tlsc);
 
 #endif

@@ -133,9 +133,27 @@ enum conf_log_level {
 
 enum conf_forwarded_for { CONF_XFF_OFF, CONF_XFF_ON, CONF_XFF_DELETE };
 
+/* A list of words from repeatable directives. */
+typedef struct conf_strlist {
+    char **v;
+    int n;
+} conf_strlist_t;
+
 typedef struct conf_port_range {
     uint16_t lo, hi;
 } conf_port_range_t;
+
+/* policy NAME { clients CIDR...; intercept on|off }: settings for the
+ * clients of some networks. A client gets the first policy (in file order)
+ * whose clients hold its address; a setting a policy leaves out comes from
+ * the global directive. */
+typedef struct conf_policy {
+    char *name;
+    netaddr_set_t *clients;
+    int intercept;         /* 1 on, 0 off, -1 not set (the global intercept) */
+    const char *file;      /* where the block is (the tree's strings) */
+    int line;
+} conf_policy_t;
 
 /* One immutable snapshot of the whole configuration. A transaction keeps a
  * reference to the snapshot it started with; a reload builds a new one. */
@@ -157,6 +175,7 @@ typedef struct conf {
     enum conf_log_level error_log_level;
 
     char *plugin_dir;              /* plugin_dir DIR (PLUGINDIR) */
+    char *control_socket;          /* control_socket PATH (none when unset) */
     char *block_page;              /* block_page FILE (etc/blockpage.html); NULL: built-in */
     char *user;                    /* user NAME [GROUP]; NULL: do not switch */
     char *group;                   /* NULL: the user's primary group */
@@ -180,13 +199,63 @@ typedef struct conf {
     long max_connections;            /* max_connections 4096 */
     long max_connections_per_client; /* max_connections_per_client 256 */
     uint64_t max_header_size;        /* max_header_size 64k */
-    long upstream_pool_size;         /* upstream_pool_size 256 idle in all */
-    long upstream_pool_per_host;     /* upstream_pool_per_host 16 */
+    long upstream_pool_size;         /* upstream_pool_size 1024 idle in all */
+    long upstream_pool_per_host;     /* upstream_pool_per_host 128 */
     long workers;                    /* workers N (0 = one per core) */
 
-    /* Filled by the server after loading, not from directives. */
+    /* the proxy auto-config file (/wpad.dat, /proxy.pac; pac.c) */
+    conf_strlist_t pac_proxy;            /* pac_proxy HOST:PORT...: default the
+                                          * address the client reached */
+    conf_strlist_t pac_bypass_networks;  /* pac_bypass_networks CIDR... */
+    int pac_bypass_networks_given;       /* else: RFC 1918, loopback, link-local */
+    conf_strlist_t pac_bypass_domains;   /* pac_bypass_domains DOMAIN... */
+    int pac_direct_fallback;             /* pac_direct_fallback on|off (off) */
+
+    /* bodies held for plugins (txn_body.c) */
+    uint64_t body_memory_limit;      /* body_memory_limit 1M: then spool */
+    char *spool_dir;                 /* spool_dir /var/tmp */
+    uint64_t spool_max;              /* spool_max 1G: the largest held body */
+    uint64_t hold_trickle_after;     /* hold_trickle_after 10s (0: never) */
+    uint64_t hold_trickle_interval;  /* hold_trickle_interval 5s */
+    uint64_t hold_trickle_bytes;     /* hold_trickle_bytes 1k per interval */
+    uint64_t hold_trickle_keep;      /* hold_trickle_keep 64k never sent early */
+    uint64_t defer_timeout;          /* defer_timeout 60s: a plugin's deferral
+                                        without a timeout of its own */
+
+    /* TLS interception (docs/https.md). The core only parses these;
+     * tls_conf_check() (core/tls_conf.c) checks the files at load. */
+    int intercept;                   /* intercept on|off (off) */
+    char *ca_dir;                    /* ca_dir DIR (LOCALSTATEDIR/lib/portcullis/ca):
+                                      * ca.crt and ca.key of the local CA */
+    char *upstream_ca_file;          /* upstream_ca_file FILE: extra CAs trusted
+                                      * upstream; NULL: the system store only */
+    char *no_intercept;              /* no_intercept FILE: domains never
+                                      * intercepted; NULL: none */
+    conf_policy_t *policies;         /* policy NAME { ... }, in file order */
+    int npolicies;
+    uint64_t tls_peek_timeout;       /* tls_peek_timeout 10s: the ClientHello
+                                      * after "200 Connection established" */
+    int sni_mismatch_allow;          /* sni_mismatch block|allow (block) */
+    conf_port_range_t *require_tls_ports;  /* connect_require_tls PORTS|off (443) */
+    int nrequire_tls_ports;
+    int upstream_cert_refuse;        /* upstream_cert_error page|refuse (page) */
+
+    /* Filled after the directives, not from them (see server.c). */
     netaddr_set_t *own_addrs;        /* the server's interface addresses */
+    char *block_page_text;           /* the block page template, read */
+    void *plugins;                   /* plugin set: per plugin its conf */
+    void (*plugins_free)(void *plugins);  /* frees it (any thread) */
+    void *tls;                       /* TLS state: the CA, the upstream
+                                      * SSL_CTX, the no_intercept set
+                                      * (core/tls_policy.c), or NULL */
+    void (*tls_free)(void *tls);     /* frees it (any thread) */
 } conf_t;
+
+/* 1 when some client may have its TLS intercepted: intercept on, globally
+ * or in a policy (then the CA must load). */
+int conf_intercept_wanted(const conf_t *conf);
+/* The policy for a client address, or NULL. */
+const conf_policy_t *conf_policy_for(const conf_t *conf, const netaddr_t *addr);
 
 /* Builds a snapshot from a loaded tree; the snapshot owns the tree on
  * success, the caller still owns (and frees) it on failure. Returns NULL

@@ -12,9 +12,14 @@
 #ifndef PLUGINDIR
 #define PLUGINDIR "/usr/local/lib/portcullis/plugins"
 #endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/usr/local/var"
+#endif
+#define DEFAULT_CA_DIR LOCALSTATEDIR "/lib/portcullis/ca"
 
 #define CONF_MULTI 0x1  /* may appear more than once */
 #define CONF_BLOCK 0x2  /* needs a '{ ... }' block */
+#define CONF_FULLERR 0x4  /* the setter writes a whole "FILE:LINE: message" */
 
 #define KB 1024ull
 #define MB (1024ull * 1024ull)
@@ -52,6 +57,8 @@ struct build {
     int nplugins, plugins_cap;
     int ports_cap;
     int ports_given;                /* connect_ports replaced the default */
+    int tls_ports_cap;
+    int tls_ports_given;            /* connect_require_tls replaced the default */
 };
 
 /* Makes room for one more element in arr (n used, *cap allocated).
@@ -256,51 +263,262 @@ static int set_allow_clients(conf_t *conf, struct build *b, const conf_node_t *n
     return 0;
 }
 
-static int set_connect_ports(conf_t *conf, struct build *b, const conf_node_t *n,
-                             const conf_directive_t *d, char *err, size_t errlen)
+/* Appends every argument to the conf_strlist_t at d->offset, after
+ * checking it with the kind in d->lo: 0 any word, 1 CIDR, 2 domain, 3
+ * HOST:PORT. */
+static int set_strlist(conf_t *conf, struct build *b, const conf_node_t *n,
+                       const conf_directive_t *d, char *err, size_t errlen)
 {
-    int k;
+    conf_strlist_t *l = (conf_strlist_t *)((char *)conf + d->offset);
+    char **nv;
 
-    if (!b->ports_given) {
-        conf->nconnect_ports = 0;  /* the first one replaces the default 443 */
-        b->ports_given = 1;
-    }
-    for (k = 0; k < n->argc; k++) {
+    (void)b;
+    for (int k = 0; k < n->argc; k++) {
         const char *s = n->argv[k];
-        const char *dash = strchr(s, '-');
-        conf_port_range_t r, *np;
-        char lo[8];
-
-        if (dash == NULL) {
-            if (netaddr_parse_port(s, &r.lo) < 0) {
-                snprintf(err, errlen, "invalid port '%s'", s);
+        if (d->lo == 1) {
+            netaddr_set_t *tmp = netaddr_set_new();
+            int rc = tmp ? netaddr_set_add_text(tmp, s, err, errlen) : -1;
+            netaddr_set_free(tmp);
+            if (rc < 0)
+                return -1;
+        } else if (d->lo == 2) {
+            for (const char *p = s; *p; p++) {
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_')) {
+                    snprintf(err, errlen, "invalid domain '%s'", s);
+                    return -1;
+                }
+            }
+        } else if (d->lo == 3) {
+            const char *colon = strrchr(s, ':');
+            uint16_t port;
+            if (colon == NULL || colon == s || netaddr_parse_port(colon + 1, &port) < 0) {
+                snprintf(err, errlen, "'%s' is not HOST:PORT", s);
                 return -1;
             }
-            r.hi = r.lo;
-        } else {
-            size_t l = (size_t)(dash - s);
-            if (l >= sizeof(lo))
-                goto bad_range;
-            memcpy(lo, s, l);
-            lo[l] = '\0';
-            if (netaddr_parse_port(lo, &r.lo) < 0 || netaddr_parse_port(dash + 1, &r.hi) < 0 ||
-                r.lo > r.hi)
-                goto bad_range;
+            for (const char *p = s; p < colon; p++) {
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+                      *p == '[' || *p == ']' || *p == ':')) {
+                    snprintf(err, errlen, "'%s' is not HOST:PORT", s);
+                    return -1;
+                }
+            }
         }
-        np = grow(conf->connect_ports, conf->nconnect_ports, &b->ports_cap, sizeof(*np));
+        nv = realloc(l->v, (size_t)(l->n + 1) * sizeof(*nv));
+        if (nv == NULL || (nv[l->n] = strdup(s)) == NULL) {
+            if (nv)
+                l->v = nv;
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        l->v = nv;
+        l->n++;
+    }
+    if (d->offset == offsetof(conf_t, pac_bypass_networks))
+        conf->pac_bypass_networks_given = 1;
+    return 0;
+}
+
+static void strlist_free(conf_strlist_t *l)
+{
+    for (int k = 0; k < l->n; k++)
+        free(l->v[k]);
+    free(l->v);
+}
+
+/* Parses "443" or "1000-2000". Returns 0, or -1 with a message. */
+static int parse_port_range(const char *s, conf_port_range_t *r, char *err, size_t errlen)
+{
+    const char *dash = strchr(s, '-');
+    char lo[8];
+    size_t l;
+
+    if (dash == NULL) {
+        if (netaddr_parse_port(s, &r->lo) < 0) {
+            snprintf(err, errlen, "invalid port '%s'", s);
+            return -1;
+        }
+        r->hi = r->lo;
+        return 0;
+    }
+    l = (size_t)(dash - s);
+    if (l >= sizeof(lo))
+        goto bad_range;
+    memcpy(lo, s, l);
+    lo[l] = '\0';
+    if (netaddr_parse_port(lo, &r->lo) < 0 || netaddr_parse_port(dash + 1, &r->hi) < 0 ||
+        r->lo > r->hi)
+        goto bad_range;
+    return 0;
+
+bad_range:
+    snprintf(err, errlen, "invalid port range '%s'", s);
+    return -1;
+}
+
+/* Appends the port ranges of n to *v (n used, *cap allocated). */
+static int add_port_ranges(const conf_node_t *n, conf_port_range_t **v, int *nv, int *cap,
+                           char *err, size_t errlen)
+{
+    for (int k = 0; k < n->argc; k++) {
+        conf_port_range_t r, *np;
+
+        if (parse_port_range(n->argv[k], &r, err, errlen) < 0)
+            return -1;
+        np = grow(*v, *nv, cap, sizeof(*np));
         if (np == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        conf->connect_ports = np;
-        conf->connect_ports[conf->nconnect_ports++] = r;
-        continue;
-
-    bad_range:
-        snprintf(err, errlen, "invalid port range '%s'", s);
-        return -1;
+        *v = np;
+        (*v)[(*nv)++] = r;
     }
     return 0;
+}
+
+static int set_connect_ports(conf_t *conf, struct build *b, const conf_node_t *n,
+                             const conf_directive_t *d, char *err, size_t errlen)
+{
+    if (!b->ports_given) {
+        conf->nconnect_ports = 0;  /* the first one replaces the default 443 */
+        b->ports_given = 1;
+    }
+    return add_port_ranges(n, &conf->connect_ports, &conf->nconnect_ports, &b->ports_cap,
+                           err, errlen);
+}
+
+/* connect_require_tls PORTS... | off: CONNECTs to these ports must carry
+ * TLS (the first line replaces the default 443; "off" empties the list). */
+static int set_require_tls(conf_t *conf, struct build *b, const conf_node_t *n,
+                           const conf_directive_t *d, char *err, size_t errlen)
+{
+    if (!b->tls_ports_given) {
+        conf->nrequire_tls_ports = 0;
+        b->tls_ports_given = 1;
+    }
+    if (strcmp(n->argv[0], "off") == 0) {
+        if (n->argc > 1 || conf->nrequire_tls_ports > 0) {
+            snprintf(err, errlen, "'off' cannot be combined with ports");
+            return -1;
+        }
+        return 0;
+    }
+    return add_port_ranges(n, &conf->require_tls_ports, &conf->nrequire_tls_ports,
+                           &b->tls_ports_cap, err, errlen);
+}
+
+/* A word of a fixed set into the int at d->offset: d->lo is the index of
+ * the first word of words[] to accept, d->hi the count; the value stored is
+ * the word's position (0, 1...). */
+static const char *const enum_words[] = {"block", "allow", "page", "refuse"};
+
+static int set_enum(conf_t *conf, struct build *b, const conf_node_t *n,
+                    const conf_directive_t *d, char *err, size_t errlen)
+{
+    (void)b;
+    for (uint64_t k = 0; k < d->hi; k++) {
+        if (strcmp(n->argv[0], enum_words[d->lo + k]) == 0) {
+            *(int *)((char *)conf + d->offset) = (int)k;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "invalid value '%s' (use %s or %s)", n->argv[0],
+             enum_words[d->lo], enum_words[d->lo + 1]);
+    return -1;
+}
+
+/* policy NAME { clients CIDR...; intercept on|off }. Errors name the line
+ * of the directive inside the block (CONF_FULLERR). */
+static int set_policy(conf_t *conf, struct build *b, const conf_node_t *n,
+                      const conf_directive_t *d, char *err, size_t errlen)
+{
+    conf_policy_t *pv, *p;
+    const conf_node_t *c;
+    int cap = conf->npolicies;
+    char msg[400];
+
+    (void)b;
+    (void)d;
+    for (int k = 0; k < conf->npolicies; k++) {
+        if (strcmp(conf->policies[k].name, n->argv[0]) == 0) {
+            snprintf(err, errlen, "%s:%d: policy: '%s' is duplicate (first at %s:%d)",
+                     n->file, n->line, n->argv[0], conf->policies[k].file,
+                     conf->policies[k].line);
+            return -1;
+        }
+    }
+    pv = grow(conf->policies, conf->npolicies, &cap, sizeof(*pv));
+    if (pv == NULL)
+        goto nomem;
+    conf->policies = pv;
+    p = &conf->policies[conf->npolicies];
+    memset(p, 0, sizeof(*p));
+    p->intercept = -1;
+    p->file = n->file;
+    p->line = n->line;
+    p->name = strdup(n->argv[0]);
+    p->clients = netaddr_set_new();
+    conf->npolicies++;  /* counted now, so conf_free frees what was made */
+    if (p->name == NULL || p->clients == NULL)
+        goto nomem;
+    for (c = n->child; c != NULL; c = c->next) {
+        msg[0] = '\0';
+        if (c->has_block) {
+            snprintf(msg, sizeof(msg), "'%s' takes no block", c->name);
+        } else if (strcmp(c->name, "clients") == 0) {
+            if (c->argc < 1)
+                snprintf(msg, sizeof(msg), "'clients' takes at least 1 argument");
+            for (int k = 0; k < c->argc && msg[0] == '\0'; k++)
+                if (netaddr_set_add_text(p->clients, c->argv[k], msg, sizeof(msg)) < 0 &&
+                    msg[0] == '\0')
+                    snprintf(msg, sizeof(msg), "invalid address '%s'", c->argv[k]);
+        } else if (strcmp(c->name, "intercept") == 0) {
+            if (c->argc != 1)
+                snprintf(msg, sizeof(msg), "'intercept' takes 1 argument");
+            else if (p->intercept != -1)
+                snprintf(msg, sizeof(msg), "'intercept' is duplicate");
+            else
+                conf_parse_flag(c->argv[0], &p->intercept, msg, sizeof(msg));
+        } else {
+            snprintf(msg, sizeof(msg), "unknown directive '%s' in a policy block (use "
+                     "clients, intercept)", c->name);
+        }
+        if (msg[0] != '\0') {
+            snprintf(err, errlen, "%s:%d: policy %s: %s", c->file, c->line, p->name, msg);
+            return -1;
+        }
+    }
+    if (netaddr_set_count(p->clients) == 0) {
+        snprintf(err, errlen, "%s:%d: policy %s: no 'clients' in the block", n->file,
+                 n->line, p->name);
+        return -1;
+    }
+    if (netaddr_set_finish(p->clients) < 0)
+        goto nomem;
+    return 0;
+
+nomem:
+    snprintf(err, errlen, "%s:%d: policy: out of memory", n->file, n->line);
+    return -1;
+}
+
+int conf_intercept_wanted(const conf_t *conf)
+{
+    if (conf->intercept)
+        return 1;
+    for (int k = 0; k < conf->npolicies; k++)
+        if (conf->policies[k].intercept == 1)
+            return 1;
+    return 0;
+}
+
+const conf_policy_t *conf_policy_for(const conf_t *conf, const netaddr_t *addr)
+{
+    for (int k = 0; k < conf->npolicies; k++)
+        if (netaddr_set_contains(conf->policies[k].clients, addr))
+            return &conf->policies[k];
+    return NULL;
 }
 
 static int set_access_log(conf_t *conf, struct build *b, const conf_node_t *n,
@@ -530,6 +748,7 @@ static const conf_directive_t directives[] = {
     {"access_log", 1, 2, CONF_MULTI, set_access_log, 0, 0, 0},
     {"error_log", 1, 2, 0, set_error_log, 0, 0, 0},
     {"plugin_dir", 1, 1, 0, set_path, OFF(plugin_dir), 0, 0},
+    {"control_socket", 1, 1, 0, set_path, OFF(control_socket), 0, 0},
     {"block_page", 1, 1, 0, set_path, OFF(block_page), 0, 0},
     {"user", 1, 2, 0, set_user, 0, 0, 0},
     {"pid_file", 1, 1, 0, set_path, OFF(pid_file), 0, 0},
@@ -553,6 +772,27 @@ static const conf_directive_t directives[] = {
     INT(upstream_pool_size, 0, 100000),
     INT(upstream_pool_per_host, 0, 10000),
     INT(workers, 0, 256),
+    {"pac_proxy", 1, -1, CONF_MULTI, set_strlist, OFF(pac_proxy), 3, 0},
+    {"pac_bypass_networks", 1, -1, CONF_MULTI, set_strlist, OFF(pac_bypass_networks), 1, 0},
+    {"pac_bypass_domains", 1, -1, CONF_MULTI, set_strlist, OFF(pac_bypass_domains), 2, 0},
+    {"pac_direct_fallback", 1, 1, 0, set_flag, OFF(pac_direct_fallback), 0, 0},
+    {"body_memory_limit", 1, 1, 0, set_size, OFF(body_memory_limit), 0, 1024 * MB},
+    {"spool_dir", 1, 1, 0, set_path, OFF(spool_dir), 0, 0},
+    {"spool_max", 1, 1, 0, set_size, OFF(spool_max), 1 * KB, 1024ull * 1024 * MB},
+    DURATION(hold_trickle_after, 0),
+    DURATION(hold_trickle_interval, 1),
+    {"hold_trickle_bytes", 1, 1, 0, set_size, OFF(hold_trickle_bytes), 1, 1 * MB},
+    {"hold_trickle_keep", 1, 1, 0, set_size, OFF(hold_trickle_keep), 1, 1024 * MB},
+    DURATION(defer_timeout, 1),
+    {"intercept", 1, 1, 0, set_flag, OFF(intercept), 0, 0},
+    {"ca_dir", 1, 1, 0, set_path, OFF(ca_dir), 0, 0},
+    {"upstream_ca_file", 1, 1, 0, set_path, OFF(upstream_ca_file), 0, 0},
+    {"no_intercept", 1, 1, 0, set_path, OFF(no_intercept), 0, 0},
+    {"policy", 1, 1, CONF_MULTI | CONF_BLOCK | CONF_FULLERR, set_policy, 0, 0, 0},
+    DURATION(tls_peek_timeout, 1),
+    {"sni_mismatch", 1, 1, 0, set_enum, OFF(sni_mismatch_allow), 0, 2},
+    {"connect_require_tls", 1, -1, CONF_MULTI, set_require_tls, 0, 0, 0},
+    {"upstream_cert_error", 1, 1, 0, set_enum, OFF(upstream_cert_refuse), 2, 2},
     {"plugin", 1, 1, CONF_MULTI | CONF_BLOCK, set_plugin, 0, 0, 0},
 };
 
@@ -566,6 +806,9 @@ static void conf_free(conf_t *conf)
 
     if (conf == NULL)
         return;
+    if (conf->plugins_free)
+        conf->plugins_free(conf->plugins);
+    free(conf->block_page_text);
     free(conf->path);
     free(conf->listen);
     netaddr_set_free(conf->allow_clients);
@@ -575,12 +818,28 @@ static void conf_free(conf_t *conf)
         free(conf->access_logs[k].path);
     free(conf->access_logs);
     free(conf->error_log);
+    strlist_free(&conf->pac_proxy);
+    strlist_free(&conf->pac_bypass_networks);
+    strlist_free(&conf->pac_bypass_domains);
     free(conf->plugin_dir);
+    free(conf->control_socket);
+    free(conf->spool_dir);
     free(conf->block_page);
     free(conf->user);
     free(conf->group);
     free(conf->pid_file);
     free(conf->visible_hostname);
+    free(conf->ca_dir);
+    free(conf->upstream_ca_file);
+    free(conf->no_intercept);
+    for (k = 0; k < conf->npolicies; k++) {
+        free(conf->policies[k].name);
+        netaddr_set_free(conf->policies[k].clients);
+    }
+    free(conf->policies);
+    free(conf->require_tls_ports);
+    if (conf->tls_free)
+        conf->tls_free(conf->tls);
     free(conf);
 }
 
@@ -590,9 +849,17 @@ static int set_defaults(conf_t *conf)
     conf->connect_ports = malloc(sizeof(*conf->connect_ports));
     conf->error_log = strdup("stderr");
     conf->plugin_dir = strdup(PLUGINDIR);
+    conf->spool_dir = strdup("/var/tmp");
+    conf->ca_dir = strdup(DEFAULT_CA_DIR);
+    conf->require_tls_ports = malloc(sizeof(*conf->require_tls_ports));
     if (conf->connect_ports == NULL || conf->error_log == NULL ||
-        conf->plugin_dir == NULL)
+        conf->plugin_dir == NULL || conf->spool_dir == NULL || conf->ca_dir == NULL ||
+        conf->require_tls_ports == NULL)
         return -1;
+    conf->require_tls_ports[0].lo = 443;
+    conf->require_tls_ports[0].hi = 443;
+    conf->nrequire_tls_ports = 1;
+    conf->tls_peek_timeout = 10 * SEC;
     conf->connect_ports[0].lo = 443;
     conf->connect_ports[0].hi = 443;
     conf->nconnect_ports = 1;
@@ -612,9 +879,16 @@ static int set_defaults(conf_t *conf)
     conf->max_connections = 4096;
     conf->max_connections_per_client = 256;
     conf->max_header_size = 64 * KB;
-    conf->upstream_pool_size = 256;
-    conf->upstream_pool_per_host = 16;
+    conf->upstream_pool_size = 1024;
+    conf->upstream_pool_per_host = 128;
     conf->workers = 1;
+    conf->body_memory_limit = 1 * MB;
+    conf->spool_max = 1024 * MB;
+    conf->hold_trickle_after = 10 * SEC;
+    conf->hold_trickle_interval = 5 * SEC;
+    conf->hold_trickle_bytes = 1 * KB;
+    conf->hold_trickle_keep = 64 * KB;
+    conf->defer_timeout = 1 * MIN;
     return 0;
 }
 
@@ -717,7 +991,10 @@ static int apply(conf_t *conf, struct build *b, const conf_node_t *n, char *err,
         b->first[k] = n;
     msg[0] = '\0';
     if (d->set(conf, b, n, d, msg, sizeof(msg)) < 0) {
-        snprintf(err, errlen, "%s:%d: %s: %s", n->file, n->line, d->name, msg);
+        if (d->flags & CONF_FULLERR)
+            snprintf(err, errlen, "%s", msg);
+        else
+            snprintf(err, errlen, "%s:%d: %s: %s", n->file, n->line, d->name, msg);
         return -1;
     }
     return 0;
@@ -737,6 +1014,7 @@ conf_t *conf_core_build(conf_tree_t *tree, const char *path, char *err,
     if (conf == NULL || b.first == NULL || set_defaults(conf) < 0)
         goto nomem;
     b.ports_cap = 1;
+    b.tls_ports_cap = 1;
     conf->path = strdup(path != NULL ? path : root->file);
     if (conf->path == NULL)
         goto nomem;

@@ -27,6 +27,28 @@ const char errpage_default_template[] =
     "<hr><p>Portcullis {{version}} on {{proxy}}</p>\n"
     "</body></html>\n";
 
+const char errpage_block_template[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    "<title>Blocked</title>\n"
+    "<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;"
+    "color:#222}h1{font-size:1.4em;color:#a00}dt{font-weight:bold}"
+    "code{word-break:break-all}</style>\n"
+    "</head><body>\n"
+    "<h1>Access blocked</h1>\n"
+    "<p>{{message}}</p>\n"
+    "<dl>\n"
+    "<dt>Reason</dt><dd>{{reason}}</dd>\n"
+    "<dt>Category</dt><dd>{{category}}</dd>\n"
+    "{{#until}}<dt>Banned until</dt><dd>{{until}}</dd>\n{{/until}}"
+    "<dt>Blocked by</dt><dd>{{plugin}}</dd>\n"
+    "<dt>URL</dt><dd><code>{{url}}</code></dd>\n"
+    "<dt>Your address</dt><dd>{{client}}</dd>\n"
+    "<dt>Time</dt><dd>{{time}}</dd>\n"
+    "</dl>\n"
+    "<hr><p>Portcullis {{version}} on {{proxy}}</p>\n"
+    "</body></html>\n";
+
 const char *http_status_text(int status)
 {
     switch (status) {
@@ -46,6 +68,7 @@ const char *http_status_text(int status)
     case 414: return "URI Too Long";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
@@ -130,7 +153,29 @@ char *errpage_render(const char *tmpl, const errpage_vars_t *v, size_t *len)
             break;
         }
         strbuf_add(&s, p, (size_t)(open - p));
-        add_var(&s, open + 2, (size_t)(close - open - 2), v);
+        if (open[2] == '#') {
+            /* {{#name}}...{{/name}}: the part only when name has a value
+             * (a row of the page that would otherwise be empty). */
+            const char *name = open + 3;
+            size_t nlen = (size_t)(close - name);
+            strbuf_t val;
+            int empty;
+            strbuf_init(&val);
+            add_var(&val, name, nlen, v);
+            empty = val.len == 0;
+            strbuf_free(&val);
+            p = close + 2;
+            if (empty) {
+                char end[80];
+                const char *e;
+                snprintf(end, sizeof(end), "{{/%.*s}}", (int)(nlen < 64 ? nlen : 64), name);
+                e = strstr(p, end);
+                p = e ? e + strlen(end) : p + strlen(p);
+            }
+            continue;
+        }
+        if (open[2] != '/')   /* {{/name}} ends a section: nothing to show */
+            add_var(&s, open + 2, (size_t)(close - open - 2), v);
         p = close + 2;
     }
     if (s.failed || s.p == NULL) {

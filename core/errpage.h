@@ -10,6 +10,8 @@
  * inject markup. Unknown names expand to nothing. Names:
  *   status, title, message, error, url, client, time, proxy, version,
  *   plugin, reason, category, until
+ * {{#name}}...{{/name}} keeps the part between only when name expands to
+ * something (the block page's "Banned until" row); sections do not nest.
  */
 typedef struct errpage_vars {
     int status;
@@ -25,8 +27,10 @@ typedef struct errpage_vars {
     const char *until;
 } errpage_vars_t;
 
-/* The built-in template for errors. */
+/* The built-in templates for errors and for blocks (used when block_page
+ * is not set). */
 extern const char errpage_default_template[];
+extern const char errpage_block_template[];
 
 /* Renders tmpl; returns a malloc'ed NUL-terminated page (caller frees) and
  * its length, or NULL when out of memory. */

@@ -367,6 +367,20 @@ void strbuf_addf(strbuf_t *s, const char *fmt, ...)
     s->len += (size_t)n;
 }
 
+void strbuf_add_u64(strbuf_t *s, uint64_t v, int width, char pad)
+{
+    char buf[24];
+    int n = 0;
+
+    do {
+        buf[sizeof(buf) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width && n < (int)sizeof(buf))
+        buf[sizeof(buf) - 1 - n++] = pad;
+    strbuf_add(s, buf + sizeof(buf) - n, (size_t)n);
+}
+
 void strbuf_add_fields(strbuf_t *s, const http_msg_t *m)
 {
     for (unsigned i = 0; i < m->nfields; i++) {

@@ -84,6 +84,9 @@ void strbuf_add(strbuf_t *s, const char *p, size_t len);
 void strbuf_adds(strbuf_t *s, const char *str);
 void strbuf_addf(strbuf_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal, left-padded with pad to at least width digits
+ * (width 0: no padding); printf costs too much on the per-request path. */
+void strbuf_add_u64(strbuf_t *s, uint64_t v, int width, char pad);
 /* Appends "Name: value\r\n" for every live field. */
 void strbuf_add_fields(strbuf_t *s, const http_msg_t *m);
 

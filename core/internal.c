@@ -1,8 +1,10 @@
 /* internal.c - requests addressed to the proxy itself (origin-form): PAC files, status. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 #include "log.h"
+#include "pac.h"
 #include "txn.h"
 
 typedef void (*internal_handler_t)(txn_t *t);
@@ -12,6 +14,8 @@ static const struct {
     const char *path;
     internal_handler_t handler;
 } internal_paths[] = {
+    {"/wpad.dat", pac_serve},
+    {"/proxy.pac", pac_serve},
     {NULL, NULL},
 };
 

@@ -46,15 +46,32 @@ void iobuf_unref(iobuf_t *b);
 #define OUTQ_LOW (128 * 1024)
 
 typedef struct outq outq_t;
-/* Called after each completed write with the status (0 or a UV error). */
+/* Called after each completed queued write with the status (0 or a UV
+ * error). Bytes the kernel took at once never reach the queue. */
 typedef void (*outq_cb)(outq_t *q, int status);
+
+#define OUTQ_CORK_MAX 16
+
+/* One buffer of a corked batch: a slice of an iobuf (ref) or owned memory. */
+typedef struct outq_piece {
+    uv_buf_t buf;
+    iobuf_t *ref;
+    char *owned;
+} outq_piece_t;
+
+struct tls_io;
 
 struct outq {
     uv_stream_t *stream;
+    struct tls_io *tls;  /* when set, everything queued is encrypted first
+                          * (pending and written then count ciphertext) */
     size_t pending;      /* bytes queued in libuv */
-    uint64_t written;    /* bytes completed */
+    uint64_t written;    /* bytes the kernel accepted */
     outq_cb on_write;    /* may be NULL */
     void *data;
+    int corked;          /* collecting pieces for one writev */
+    int ncork;
+    outq_piece_t cork[OUTQ_CORK_MAX];
 };
 
 void outq_init(outq_t *q, uv_stream_t *stream, outq_cb on_write, void *data);
@@ -64,5 +81,28 @@ int outq_copy(outq_t *q, const void *p, size_t len);
  * until the write completes. With chunk set, the slice goes out as one
  * HTTP/1.1 chunk (size line, data, CRLF). Returns 0 or a negative UV error. */
 int outq_slice(outq_t *q, iobuf_t *b, const char *p, size_t len, int chunk);
+
+/*
+ * Writes go straight to the kernel when nothing is queued (uv_try_write:
+ * no request, no allocation, no poll change); only what the kernel does not
+ * take waits in libuv. Between outq_cork() and outq_uncork() pieces are
+ * collected and leave in one writev, so a response head and the first body
+ * bytes cost one system call. outq_uncork returns 0 or a negative UV error.
+ */
+void outq_cork(outq_t *q);
+int outq_uncork(outq_t *q);
+/* Drops corked pieces without writing (the stream is closing). */
+void outq_discard(outq_t *q);
+
+/*
+ * TLS: once q->tls is set (the owner sets it after the handshake, and
+ * clears it never), outq_copy() and outq_slice() encrypt the bytes (a copy
+ * through OpenSSL, so a slice keeps no reference) and write the ciphertext;
+ * between cork and uncork the ciphertext collects in the session and
+ * leaves in one write. outq_tls_flush() writes what the session produced
+ * on its own (handshake messages, alerts, close_notify); it works before
+ * q->tls is set too. Returns 0 or a negative UV error.
+ */
+int outq_tls_flush(outq_t *q, struct tls_io *io);
 
 #endif

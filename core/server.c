@@ -12,9 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "localaddr.h"
 #include "log.h"
+#include "notify.h"
+#include "plugin_host.h"
 #include "server.h"
+#include "tls_policy.h"
 
 struct srv_client_slot {
     srv_client_slot_t *next;
@@ -131,9 +135,26 @@ fail:
 
 /* ---- client accounting -------------------------------------------------- */
 
+/* Set once at start, read-only afterwards: deferral tokens name workers. */
+static server_t *the_server;
+
+worker_t *server_worker(int id)
+{
+    server_t *srv = the_server;
+
+    if (srv == NULL || id < 1 || id > srv->nworkers || srv->workers == NULL)
+        return NULL;
+    return &srv->workers[id - 1];
+}
+
 uint64_t server_next_conn_id(server_t *srv)
 {
     return atomic_fetch_add(&srv->next_conn_id, 1) + 1;
+}
+
+uint64_t server_next_txn_serial(server_t *srv)
+{
+    return atomic_fetch_add(&srv->next_txn_serial, 1) + 1;
 }
 
 static unsigned addr_hash(const netaddr_t *a)
@@ -250,6 +271,20 @@ static int write_pid_file(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The log files were opened, and maybe created, as root; they go to the
+ * user the daemon becomes, so that SIGUSR1 and SIGHUP can open them again
+ * (as Squid does for its effective user). */
+static void chown_logs(const conf_t *conf, uid_t uid, gid_t gid)
+{
+    if (strcmp(conf->error_log, "stderr") != 0 && chown(conf->error_log, uid, gid) < 0)
+        log_warn(0, "cannot give the error log '%s' to user '%s': %s",
+                 conf->error_log, conf->user, strerror(errno));
+    for (int i = 0; i < conf->naccess_logs; i++)
+        if (chown(conf->access_logs[i].path, uid, gid) < 0)
+            log_warn(0, "cannot give the access log '%s' to user '%s': %s",
+                     conf->access_logs[i].path, conf->user, strerror(errno));
+}
+
 static int drop_privileges(const conf_t *conf, char *err, size_t errlen)
 {
     struct passwd *pw;
@@ -275,6 +310,7 @@ static int drop_privileges(const conf_t *conf, char *err, size_t errlen)
         }
         gid = gr->gr_gid;
     }
+    chown_logs(conf, pw->pw_uid, gid);
     if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 ||
         setuid(pw->pw_uid) < 0) {
         snprintf(err, errlen, "cannot switch to user '%s': %s", conf->user,
@@ -297,15 +333,59 @@ static void on_worker_exit(uv_async_t *async)
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
     uv_close((uv_handle_t *)&srv->worker_exit, NULL);
+    /* Events still queued are delivered now; then the queue closes. */
+    plugin_events_stop();
+    control_stop();
 }
 
-/* Loads and completes a configuration snapshot (own addresses). */
-static conf_t *load_conf(const char *path, char *err, size_t errlen)
+/* Reads the block page template named by block_page. */
+static int load_block_page(conf_t *conf, char *err, size_t errlen)
+{
+    const conf_node_t *at = NULL;
+    char *text;
+    long n;
+    FILE *f;
+
+    if (conf->block_page == NULL)
+        return 0;
+    for (const conf_node_t *c = conf_tree_root(conf->tree)->child; c; c = c->next)
+        if (strcmp(c->name, "block_page") == 0)
+            at = c;
+    f = fopen(conf->block_page, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s:%d: block_page: cannot read '%s': %s",
+                 at ? at->file : conf->path, at ? at->line : 0, conf->block_page,
+                 strerror(errno));
+        return -1;
+    }
+    text = malloc(256 * 1024 + 1);
+    n = text ? (long)fread(text, 1, 256 * 1024, f) : -1;
+    if (n < 0 || ferror(f) || !feof(f)) {
+        snprintf(err, errlen, "%s:%d: block_page: '%s' is unreadable or larger "
+                 "than 256k", at ? at->file : conf->path, at ? at->line : 0,
+                 conf->block_page);
+        free(text);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    text[n] = '\0';
+    conf->block_page_text = text;
+    return 0;
+}
+
+conf_t *server_load_conf(const char *path, char *err, size_t errlen)
 {
     conf_t *conf = conf_load(path, err, errlen);
 
     if (conf == NULL)
         return NULL;
+    if (load_block_page(conf, err, errlen) < 0 ||
+        tls_snap_attach(conf, err, errlen) < 0 ||
+        plugin_set_build(conf, err, errlen) < 0) {
+        conf_unref(conf);
+        return NULL;
+    }
     conf->own_addrs = localaddr_scan(err, errlen);
     if (conf->own_addrs == NULL) {
         conf_unref(conf);
@@ -321,6 +401,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
     char lerr[512];
 
     memset(srv, 0, sizeof(*srv));
+    the_server = srv;
     srv->loop = loop;
     srv->conf_path = strdup(conf_path);
     pthread_mutex_init(&srv->clients_lock, NULL);
@@ -330,7 +411,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    conf = load_conf(conf_path, err, errlen);
+    conf = server_load_conf(conf_path, err, errlen);
     if (conf == NULL)
         return -1;
     srv->conf = conf;
@@ -339,6 +420,18 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
     srv->alog_files = accesslog_files_open(conf, err, errlen);
     if (srv->alog_files == NULL)
         return -1;
+    /* Signals are caught from before the first socket is bound: one that
+     * arrives while starting waits for the loop instead of killing the
+     * process halfway (libuv records it and delivers it from uv_run). */
+    uv_signal_init(loop, &srv->sig_hup);
+    uv_signal_init(loop, &srv->sig_term);
+    uv_signal_init(loop, &srv->sig_int);
+    uv_signal_init(loop, &srv->sig_usr1);
+    srv->sig_hup.data = srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv;
+    uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_usr1, on_signal, SIGUSR1);
     srv->listeners = listeners_build(conf, NULL, 0, srv->nworkers, err, errlen);
     if (srv->listeners == NULL)
         return -1;
@@ -352,6 +445,18 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
     }
     if (drop_privileges(conf, err, errlen) < 0)
         return -1;
+    /* Plugins start after the privilege drop, like the workers: nothing
+     * of theirs runs as root. */
+    plugin_host_set_main(loop);
+    if (plugin_events_start(loop) < 0) {
+        snprintf(err, errlen, "cannot start the event queue");
+        return -1;
+    }
+    if (control_start(srv, conf->control_socket, err, errlen) < 0)
+        return -1;
+    if (plugin_set_commit(conf, err, errlen) < 0)
+        return -1;
+    srv->started = uv_hrtime();
 
     uv_async_init(loop, &srv->worker_exit, on_worker_exit);
     srv->worker_exit.data = srv;
@@ -377,21 +482,17 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
         }
     }
 
-    uv_signal_init(loop, &srv->sig_hup);
-    uv_signal_init(loop, &srv->sig_term);
-    uv_signal_init(loop, &srv->sig_int);
-    uv_signal_init(loop, &srv->sig_usr1);
-    srv->sig_hup.data = srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv;
-    uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
-    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
-    uv_signal_start(&srv->sig_usr1, on_signal, SIGUSR1);
 
     lerr[0] = '\0';
     for (int i = 0; i < srv->nlisteners; i++) {
         size_t l = strlen(lerr);
         snprintf(lerr + l, sizeof(lerr) - l, "%s%s", i ? " " : "",
                  srv->listeners[i].addr.text);
+    }
+    {
+        char ready[64];
+        snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d", (int)getpid());
+        notify_send(ready);
     }
     log_notice(0, "portcullis " PACKAGE_VERSION " started (pid %d, %d worker%s), "
                "listening on %s", (int)getpid(), srv->nworkers,
@@ -402,6 +503,59 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
 int server_reload(server_t *srv)
 {
     char err[1024];
+
+    return server_reload_msg(srv, err, sizeof(err));
+}
+
+void server_reopen_logs(server_t *srv)
+{
+    log_notice(0, "reopening log files");
+    if (log_reopen() < 0)
+        log_error(0, "cannot reopen the error log: %s", strerror(errno));
+    accesslog_files_reopen(srv->alog_files);
+}
+
+void server_stats(server_t *srv, worker_stats_t *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (int i = 0; i < srv->nworkers; i++) {
+        worker_stats_t *w = &srv->workers[i].stats;
+        sum->connections += atomic_load_explicit(&w->connections, memory_order_relaxed);
+        sum->refused += atomic_load_explicit(&w->refused, memory_order_relaxed);
+        sum->requests += atomic_load_explicit(&w->requests, memory_order_relaxed);
+        sum->denied += atomic_load_explicit(&w->denied, memory_order_relaxed);
+        sum->errors += atomic_load_explicit(&w->errors, memory_order_relaxed);
+        sum->tunnels += atomic_load_explicit(&w->tunnels, memory_order_relaxed);
+        sum->bytes_in += atomic_load_explicit(&w->bytes_in, memory_order_relaxed);
+        sum->bytes_out += atomic_load_explicit(&w->bytes_out, memory_order_relaxed);
+        sum->upstream_new += atomic_load_explicit(&w->upstream_new, memory_order_relaxed);
+        sum->upstream_reused +=
+            atomic_load_explicit(&w->upstream_reused, memory_order_relaxed);
+    }
+}
+
+uint64_t server_uptime(const server_t *srv)
+{
+    return (uv_hrtime() - srv->started) / 1000000000u;
+}
+
+static int reload_conf(server_t *srv, char *err, size_t errlen);
+
+int server_reload_msg(server_t *srv, char *err, size_t errlen)
+{
+    int rc;
+
+    if (srv->stopping)
+        return -1;
+    notify_send("RELOADING=1");
+    rc = reload_conf(srv, err, errlen);
+    /* Serving again, with the new configuration or the old one. */
+    notify_send("READY=1");
+    return rc;
+}
+
+static int reload_conf(server_t *srv, char *err, size_t errlen)
+{
     conf_t *conf;
     accesslog_files_t *alog;
     srv_listener_t *l;
@@ -410,14 +564,14 @@ int server_reload(server_t *srv)
     if (srv->stopping)
         return -1;
     log_notice(0, "reloading configuration from %s", srv->conf_path);
-    conf = load_conf(srv->conf_path, err, sizeof(err));
+    conf = server_load_conf(srv->conf_path, err, errlen);
     if (conf == NULL) {
         log_error(0, "reload failed, keeping the running configuration: %s", err);
         return -1;
     }
     if (resolve_workers(conf) != srv->nworkers)
         log_warn(0, "'workers' changed: takes effect after a restart");
-    alog = accesslog_files_open(conf, err, sizeof(err));
+    alog = accesslog_files_open(conf, err, errlen);
     if (alog == NULL) {
         log_error(0, "reload failed, keeping the running configuration: %s", err);
         conf_unref(conf);
@@ -426,8 +580,9 @@ int server_reload(server_t *srv)
     if (strcmp(conf->error_log, "stderr") != 0) {
         fd = open(conf->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd < 0) {
-            log_error(0, "reload failed, keeping the running configuration: "
-                      "cannot open error log '%s': %s", conf->error_log, strerror(errno));
+            snprintf(err, errlen, "cannot open error log '%s': %s", conf->error_log,
+                     strerror(errno));
+            log_error(0, "reload failed, keeping the running configuration: %s", err);
             accesslog_files_unref(alog);
             conf_unref(conf);
             return -1;
@@ -435,7 +590,7 @@ int server_reload(server_t *srv)
         close(fd);
     }
     l = listeners_build(conf, srv->listeners, srv->nlisteners, srv->nworkers,
-                        err, sizeof(err));
+                        err, errlen);
     if (l == NULL) {
         log_error(0, "reload failed, keeping the running configuration: %s", err);
         accesslog_files_unref(alog);
@@ -443,9 +598,25 @@ int server_reload(server_t *srv)
         return -1;
     }
 
+    /* New plugins start here; if one cannot, nothing else has changed. */
+    if (plugin_set_commit(conf, err, errlen) < 0) {
+        log_error(0, "reload failed, keeping the running configuration: %s", err);
+        for (int k = 0; k < conf->nlisten; k++)
+            if (!l[k].reused)
+                for (int m = 0; m < srv->nworkers; m++)
+                    close(l[k].fds[m]);
+        listeners_free(l, conf->nlisten, 0, srv->nworkers);
+        accesslog_files_unref(alog);
+        conf_unref(conf);
+        return -1;
+    }
+
     /* Commit: nothing below can fail in a way that needs undoing. */
-    if (log_open(conf->error_log, conf->error_log_level, err, sizeof(err)) < 0)
-        log_error(0, "%s", err);
+    {
+        char lerr[512];
+        if (log_open(conf->error_log, conf->error_log_level, lerr, sizeof(lerr)) < 0)
+            log_error(0, "%s", lerr);
+    }
     for (int i = 0; i < srv->nworkers; i++) {
         worker_msg_t *m = calloc(1, sizeof(*m));
         if (m == NULL) {
@@ -479,6 +650,9 @@ void server_stop(server_t *srv)
     int force = srv->stopping;
 
     srv->stopping = 1;
+    notify_send("STOPPING=1");
+    if (!force)
+        plugins_drain();
     if (force)
         log_notice(0, "second stop signal: closing every connection now");
     else
@@ -506,12 +680,45 @@ static void on_signal(uv_signal_t *h, int signum)
         server_stop(srv);
         break;
     case SIGUSR1:
-        log_notice(0, "reopening log files");
-        if (log_reopen() < 0)
-            log_error(0, "cannot reopen the error log: %s", strerror(errno));
-        accesslog_files_reopen(srv->alog_files);
+        server_reopen_logs(srv);
         break;
     }
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void server_abandon(server_t *srv)
+{
+    /* Only what server_start can have made before failing; workers are
+     * started last and a failure there is not cleaned up (the process
+     * exits at once). */
+    if (srv->nworkers && srv->workers && atomic_load(&srv->workers_running) > 0)
+        return;
+    close_if_open((uv_handle_t *)&srv->sig_hup);
+    close_if_open((uv_handle_t *)&srv->sig_term);
+    close_if_open((uv_handle_t *)&srv->sig_int);
+    close_if_open((uv_handle_t *)&srv->sig_usr1);
+    close_if_open((uv_handle_t *)&srv->worker_exit);
+    plugin_events_stop();
+    control_stop();
+    uv_run(srv->loop, UV_RUN_NOWAIT);
+    if (srv->pid_written && srv->conf && srv->conf->pid_file)
+        unlink(srv->conf->pid_file);
+    listeners_free(srv->listeners, srv->nlisteners, 1, srv->nworkers);
+    accesslog_files_unref(srv->alog_files);
+    conf_unref(srv->conf);
+    srv->conf = NULL;
+    plugins_shutdown();
+    free(srv->workers);
+    control_free();
+    plugin_events_free();
+    plugin_metrics_free();
+    free(srv->client_buckets);
+    free(srv->conf_path);
 }
 
 int server_run(server_t *srv)
@@ -523,9 +730,23 @@ int server_run(server_t *srv)
     if (srv->pid_written && srv->conf->pid_file)
         unlink(srv->conf->pid_file);
     listeners_free(srv->listeners, srv->nlisteners, 0, srv->nworkers);
-    free(srv->workers);
     accesslog_files_unref(srv->alog_files);
+    /* The last configuration goes first (plugins free their objects),
+     * then the plugins themselves. Until their shutdown() returned, a
+     * plugin thread may still resume a token (defer_resume_threadsafe):
+     * the workers it names stay allocated, their queues closed, so that
+     * is a no-op. */
     conf_unref(srv->conf);
+    srv->conf = NULL;
+    plugins_shutdown();
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_free(&srv->workers[i]);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+    control_free();
+    plugin_events_free();
+    plugin_metrics_free();
     for (unsigned i = 0; i < srv->nclient_buckets; i++) {
         while (srv->client_buckets[i]) {
             srv_client_slot_t *s = srv->client_buckets[i];

@@ -44,8 +44,10 @@ typedef struct server {
     int stopping;
     int force;                  /* second stop signal: drop everything */
     int pid_written;
+    uint64_t started;           /* uv_hrtime() at start, ns */
 
     atomic_uint_fast64_t next_conn_id;
+    atomic_uint_fast64_t next_txn_serial;
     atomic_long nconns;
     pthread_mutex_t clients_lock;   /* per-client connection counts */
     srv_client_slot_t **client_buckets;
@@ -58,16 +60,32 @@ typedef struct server {
  * message in err. */
 int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
                  char *err, size_t errlen);
+/* Frees what a failed server_start() left (so a refused start reports no
+ * leaks). */
+void server_abandon(server_t *srv);
 /* Runs until stopped; returns the exit status. */
 int server_run(server_t *srv);
 
+/* Loads a configuration completely: directives, block page, plugin
+ * configurations, own addresses. Returns NULL with "FILE:LINE: message". */
+conf_t *server_load_conf(const char *path, char *err, size_t errlen);
+
 /* SIGHUP: reload all-or-nothing. Returns 0 or -1 (the old config stays). */
 int server_reload(server_t *srv);
+/* The same, with the reason for a failure in err. */
+int server_reload_msg(server_t *srv, char *err, size_t errlen);
+void server_reopen_logs(server_t *srv);
+/* The workers' counters summed (main thread). */
+void server_stats(server_t *srv, worker_stats_t *sum);
+uint64_t server_uptime(const server_t *srv);
 /* SIGTERM/SIGINT: stop accepting, finish in-flight work within
  * drain_timeout, then exit. */
 void server_stop(server_t *srv);
 
 uint64_t server_next_conn_id(server_t *srv);
+uint64_t server_next_txn_serial(server_t *srv);
+/* Worker number id (1..), or NULL. Any thread. */
+worker_t *server_worker(int id);
 /* Counts a new client connection against max_connections and
  * max_connections_per_client. Thread-safe. */
 srv_limit_t server_client_acquire(server_t *srv, const netaddr_t *addr,

@@ -1,6 +1,8 @@
 /* tunnel.c - CONNECT: checks, connecting, and the spliced byte tunnel. */
 #include <stdlib.h>
 
+#include "hooks.h"
+#include "intercept.h"
 #include "log.h"
 #include "tunnel.h"
 #include "txn.h"
@@ -13,8 +15,14 @@ static int port_allowed(const conf_t *conf, uint16_t port)
     return 0;
 }
 
+static void connect_hooks_done(txn_t *t, int verdict);
+
 void tunnel_start(txn_t *t)
 {
+    /* Whatever the answer, the connection ends with this request: bytes
+     * behind a CONNECT belong to the tunnel the client expected (a TLS
+     * ClientHello), never to a next HTTP request. */
+    t->close_after = 1;
     if (!port_allowed(t->conf, t->url.port)) {
         log_warn(t->c->id, "CONNECT to %s denied: port %u is not in connect_ports, "
                  "client: %s", t->target, t->url.port, t->c->addr_text);
@@ -22,37 +30,66 @@ void tunnel_start(txn_t *t)
         txn_respond_error(t, 403, "TCP_DENIED", "ERR_CONNECT_PORT", NULL);
         return;
     }
+    hooks_run(t, PC_HOOK_CONNECT, connect_hooks_done);
+}
+
+static void connect_hooks_done(txn_t *t, int verdict)
+{
+    if (verdict == PC_BLOCK) {
+        /* A client that may be intercepted sees the block page inside
+         * TLS, as a browser shows nothing of a refused CONNECT. */
+        if (intercept_block_connect(t) == 0)
+            return;
+        txn_respond_block(t);
+        return;
+    }
     txn_resolve(t);
 }
 
-void tunnel_connected(txn_t *t, int status)
+int tunnel_established(txn_t *t)
 {
     static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     client_t *c = t->c;
-    upstream_t *up = t->up;
 
-    if (status < 0) {
-        /* Same path as a plain request: try the next address or fail. */
-        t->method = HTTP_GET;
-        txn_upstream_connected(t, status);
-        t->method = HTTP_CONNECT;
-        return;
-    }
-    t->w->stats.upstream_new++;
-    t->w->stats.tunnels++;
     if (outq_copy(&c->out, established, sizeof(established) - 1) < 0) {
         txn_abort(t, "cannot write to the client");
-        return;
+        return -1;
     }
     t->bytes_out += sizeof(established) - 1;
     t->status = 200;
     t->code = "TCP_TUNNEL";
     t->head_sent = 1;
+    c->last_activity = uv_now(&t->w->loop);
+    return 0;
+}
+
+void tunnel_connected(txn_t *t, int status)
+{
+    if (status < 0) {
+        /* Same path as a plain request: try the next address or fail
+         * (t may be gone afterwards). */
+        txn_connect_failed(t, status);
+        return;
+    }
+    t->w->stats.upstream_new++;
+    t->w->stats.tunnels++;
+    upstream_timer(t->up, 0);
+    if (tunnel_established(t) < 0)
+        return;
+    /* Nothing is forwarded before the client's first bytes were seen:
+     * the ClientHello decides (intercept.c). */
+    intercept_peek_start(t);
+}
+
+void tunnel_splice(txn_t *t)
+{
+    client_t *c = t->c;
+    upstream_t *up = t->up;
+
     c->state = CL_TUNNEL;
     c->last_activity = uv_now(&t->w->loop);
-    upstream_timer(up, 0);
-    /* Bytes the client sent right after its CONNECT head (a TLS
-     * ClientHello, typically) go first. */
+    /* What the client sent so far (the ClientHello, typically) goes
+     * first, unchanged. */
     if (c->in && c->in_off < c->in_len) {
         iobuf_t *b = iobuf_ref(c->in);
         const char *p = c->in->data + c->in_off;
@@ -104,6 +141,10 @@ void tunnel_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
     client_t *c = t->c;
     upstream_t *up = t->up;
 
+    if (c->state == CL_PEEK) {
+        intercept_upstream_data(t, b, p, len);
+        return;
+    }
     c->last_activity = uv_now(&t->w->loop);
     if (outq_slice(&c->out, b, p, len, 0) < 0) {
         tunnel_close(t, "write to client failed");
@@ -159,6 +200,10 @@ void tunnel_client_eof(txn_t *t, int status)
 
 void tunnel_upstream_eof(txn_t *t, int status)
 {
+    if (t->c->state == CL_PEEK) {
+        intercept_upstream_eof(t, status);
+        return;
+    }
     if (status != UV_EOF) {
         tunnel_close(t, uv_strerror(status));
         return;
@@ -191,6 +236,10 @@ void tunnel_upstream_drained(txn_t *t)
 
 void tunnel_timeout(txn_t *t)
 {
+    if (t->c->state == CL_PEEK) {
+        intercept_timeout(t);
+        return;
+    }
     log_info(t->c->id, "tunnel to %s idle for %llu ms, closing", t->target,
              (unsigned long long)t->conf->tunnel_idle_timeout);
     tunnel_close(t, NULL);

@@ -9,6 +9,12 @@ struct txn;
 /* The CONNECT head was parsed and its authority is in t->url. */
 void tunnel_start(struct txn *t);
 void tunnel_connected(struct txn *t, int status);
+/* Writes "200 Connection established". Returns 0, or -1 when that failed
+ * and t ended. */
+int tunnel_established(struct txn *t);
+/* Splices client and upstream: what the client sent so far (c->in: the
+ * ClientHello the peek read) goes upstream unchanged first. */
+void tunnel_splice(struct txn *t);
 void tunnel_client_data(struct txn *t, iobuf_t *b, const char *p, size_t len);
 void tunnel_upstream_data(struct txn *t, iobuf_t *b, const char *p, size_t len);
 void tunnel_client_eof(struct txn *t, int status);

@@ -10,10 +10,15 @@
 
 #include "accesslog.h"
 #include "errpage.h"
+#include "hooks.h"
+#include "intercept.h"
 #include "internal.h"
 #include "localaddr.h"
 #include "log.h"
+#include "plugin_host.h"
 #include "server.h"
+#include "tls_io.h"
+#include "tls_policy.h"
 #include "tunnel.h"
 #include "txn.h"
 
@@ -51,14 +56,95 @@ txn_t *txn_new(client_t *c)
     http_msg_init(&t->req, t->conf->max_header_size);
     http_msg_init(&t->resp, t->conf->max_header_size);
     t->code = "NONE";
+    t->refs = 1;
+    t->intercept_vote = -1;
+    t->serial = server_next_txn_serial(c->w->srv);
     snprintf(t->hier, sizeof(t->hier), "HIER_NONE/-");
+    plugin_notes_copy(&t->notes, c->notes);
     return t;
+}
+
+txn_t *txn_hold(txn_t *t)
+{
+    t->refs++;
+    return t;
+}
+
+/* Frees the transaction once nothing on the stack uses it any more. */
+void txn_release(txn_t *t)
+{
+    if (t && --t->refs == 0)
+        txn_free(t);
+}
+
+void txn_build_path(txn_t *t)
+{
+    size_t n = t->url.path_len;
+    int slash = n == 0 || t->url.path[0] == '?';
+    char *p;
+
+    if (t->path_text || t->method == HTTP_CONNECT)
+        return;
+    p = malloc(n + slash + 1);
+    if (p == NULL)
+        return;
+    if (slash)
+        p[0] = '/';
+    memcpy(p + slash, t->url.path, n);
+    p[n + slash] = '\0';
+    t->path_text = p;
+}
+
+void txn_build_url(txn_t *t)
+{
+    char auth[URL_HOST_MAX + 16];
+    const char *scheme = t->url.scheme == URL_HTTPS ? "https://" : "http://";
+    size_t sl, al, pl;
+    char *u;
+
+    free(t->url_text);
+    t->url_text = NULL;
+    if (t->method == HTTP_CONNECT) {
+        url_format_authority(&t->url, 1, auth, sizeof(auth));
+        t->url_text = strdup(auth);
+        return;
+    }
+    /* An existing path_text is kept: a plugin may hold it (txn_path, then
+     * txn_url in the same hook). Plain copies, no printf: plugins ask for
+     * the URL of every request. */
+    txn_build_path(t);
+    if (t->path_text == NULL)
+        return;
+    al = url_format_authority(&t->url, 0, auth, sizeof(auth));
+    sl = strlen(scheme);
+    pl = strlen(t->path_text);
+    u = malloc(sl + al + pl + 1);
+    if (u == NULL)
+        return;
+    memcpy(u, scheme, sl);
+    memcpy(u + sl, auth, al);
+    memcpy(u + sl + al, t->path_text, pl + 1);
+    t->url_text = u;
 }
 
 void txn_free(txn_t *t)
 {
     if (t == NULL)
         return;
+    free(t->url_text);
+    free(t->path_text);
+    free(t->sni);
+    free(t->block.reason);
+    free(t->block.category);
+    while (t->notes) {
+        txn_note_t *n = t->notes;
+        t->notes = n->next;
+        free(n->name);
+        free(n->value);
+        free(n);
+    }
+    free(t->slots);
+    free(t->slot_dtors);
     dns_query_cancel(t->dnsq);
     dns_result_unref(t->addrs);
     http_msg_free(&t->req);
@@ -103,6 +189,12 @@ static void txn_log(txn_t *t)
     r.hier = t->hier;
     r.mime = t->mime[0] ? t->mime : NULL;
     r.conn_id = t->c->id;
+    if (t->blocked) {
+        r.block_plugin = t->block.plugin;
+        r.block_reason = t->block.reason;
+        r.category = t->block.category;
+    }
+    r.notes = t->notes;
     accesslog_write(t->w->alog, &r);
 }
 
@@ -114,6 +206,8 @@ static void txn_finish(txn_t *t, int keepalive)
     if (t->ended)
         return;
     t->ended = 1;
+    if (t->icp)
+        intercept_txn_end(t);
     if (t->up) {
         upstream_close(t->up);
         t->up = NULL;
@@ -122,11 +216,25 @@ static void txn_finish(txn_t *t, int keepalive)
         t->w->stats.errors++;
     t->w->stats.bytes_out += t->bytes_out;
     t->w->stats.bytes_in += t->bytes_in;
+    /* Plugins see the end before the log line, so their notes make it in;
+     * held bodies stay readable until then. */
+    hooks_txn_end(t);
+    txn_body_release(t);
     txn_log(t);
     if (c->txn == t)
         c->txn = NULL;
     client_txn_done(c, keepalive && !t->aborted && !t->close_after);
-    txn_free(t);
+    txn_release(t);
+}
+
+void txn_done(txn_t *t, int keepalive)
+{
+    txn_finish(t, keepalive);
+}
+
+void txn_note(txn_t *t, const char *name, const char *value)
+{
+    plugin_host_table.txn_note((pc_txn_t *)(void *)t, name, value);
 }
 
 void txn_end(txn_t *t)
@@ -175,6 +283,10 @@ static const char *error_message(const char *errname)
         {"ERR_LIFETIME_EXP", "The request took too long and was cancelled."},
         {"ERR_NOT_FOUND", "There is no such page on this proxy."},
         {"ERR_SHUTTING_DOWN", "The proxy is shutting down."},
+        {"ERR_UPSTREAM_CERT", "The server's certificate is not valid, so the proxy "
+                              "cannot make a secure connection to it."},
+        {"ERR_MISDIRECTED", "The request names another site than the secure "
+                            "connection it came on."},
     };
     for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
         if (strcmp(msgs[i].name, errname) == 0)
@@ -194,7 +306,8 @@ static void txn_send_page(txn_t *t, int status, const char *ctype,
     strbuf_addf(&s, "HTTP/1.1 %d %s\r\nServer: portcullis\r\n", status,
                 http_status_text(status));
     strbuf_addf(&s, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, blen);
-    strbuf_adds(&s, "Cache-Control: no-store\r\n");
+    if (extra == NULL || strstr(extra, "Cache-Control:") == NULL)
+        strbuf_adds(&s, "Cache-Control: no-store\r\n");
     if (extra)
         strbuf_adds(&s, extra);
     if (!keepalive)
@@ -209,6 +322,22 @@ static void txn_send_page(txn_t *t, int status, const char *ctype,
     strbuf_free(&s);
     t->head_sent = 1;
     t->status = status;
+    /* Logged as the type of what the client got, as Squid does. */
+    snprintf(t->mime, sizeof(t->mime), "%s", ctype);
+}
+
+void txn_respond_page(txn_t *t, int status, const char *ctype,
+                      const char *extra, const char *body, size_t len)
+{
+    int keep;
+
+    if (t->ended)
+        return;
+    if (t->code == NULL || strcmp(t->code, "NONE") == 0)
+        t->code = "TCP_MISS";
+    keep = t->client_keepalive && t->req_done && !t->w->draining;
+    txn_send_page(t, status, ctype, extra, body, len, keep);
+    txn_finish(t, keep);
 }
 
 void txn_respond_error(txn_t *t, int status, const char *code,
@@ -242,12 +371,98 @@ void txn_respond_error(txn_t *t, int status, const char *code,
     snprintf(extra, sizeof(extra), "X-Portcullis-Error: %s\r\n", errname);
     /* Keep the connection only when the whole request has been read and the
      * error says nothing bad about the connection itself. */
-    keep = t->client_keepalive && t->req_done && status != 400 &&
+    keep = t->client_keepalive && t->req_done && !t->close_after && status != 400 &&
            status != 408 && status != 414 && status != 431 && !t->w->draining;
     txn_send_page(t, status, "text/html; charset=utf-8", extra,
                   page ? page : "", page ? plen : 0, keep);
     free(page);
     txn_finish(t, keep);
+}
+
+/* X-Portcullis-Block carries the reason on one line, without anything a
+ * client could mistake for another header. */
+static void header_safe(char *dst, size_t len, const char *src)
+{
+    size_t n = 0;
+
+    for (; src && *src && n + 1 < len; src++)
+        dst[n++] = (*src >= 0x20 && *src != 0x7f) ? *src : ' ';
+    dst[n] = '\0';
+}
+
+void txn_block_record(txn_t *t)
+{
+    pc_event_t ev;
+
+    hooks_block(t, "core", NULL);
+    t->code = "TCP_DENIED";
+    t->w->stats.denied++;
+    if (t->url_text == NULL)
+        txn_build_url(t);
+    log_info(t->c->id, "blocked by %s: %s, client: %s, url: %s", t->block.plugin,
+             t->block.reason ? t->block.reason : "-", t->c->addr_text,
+             t->url_text ? t->url_text : (t->target ? t->target : ""));
+    memset(&ev, 0, sizeof(ev));
+    ev.topic = "txn.blocked";
+    ev.client = t->c->addr_text;
+    ev.subject = t->url_text ? t->url_text : t->target;
+    ev.detail = t->block.reason;
+    ev.plugin = t->block.plugin;
+    plugin_event_publish(NULL, &ev);
+}
+
+void txn_respond_block(txn_t *t)
+{
+    errpage_vars_t v;
+    char extra[640], reason[400];
+    const char *tmpl = t->conf->block_page_text ? t->conf->block_page_text
+                                                : errpage_block_template;
+    char *page;
+    size_t plen = 0;
+    int keep;
+
+    if (t->ended)
+        return;
+    txn_block_record(t);
+    if (t->head_sent) {
+        /* Too late for a page (trickled download): break the transfer. */
+        txn_abort(t, "blocked after the response started");
+        return;
+    }
+    memset(&v, 0, sizeof(v));
+    v.status = t->block.status;
+    v.title = "Blocked";
+    v.message = "Access to this page is blocked by the network's policy.";
+    v.error = "ERR_BLOCKED";
+    v.url = t->url_text ? t->url_text : (t->target ? t->target : "");
+    v.client = t->c->addr_text;
+    v.proxy = t->conf->visible_hostname;
+    v.plugin = t->block.plugin;
+    v.reason = t->block.reason ? t->block.reason : "blocked";
+    v.category = t->block.category;
+    v.until = txn_get_note(t, "until");
+    page = errpage_render(tmpl, &v, &plen);
+    header_safe(reason, sizeof(reason), v.reason);
+    snprintf(extra, sizeof(extra), "X-Portcullis-Block: %s; %s\r\n",
+             t->block.plugin, reason);
+    keep = t->client_keepalive && t->req_done && !t->w->draining &&
+           t->method != HTTP_CONNECT && !t->close_after;
+    if (t->up) {
+        upstream_close(t->up);
+        t->up = NULL;
+    }
+    txn_send_page(t, t->block.status, "text/html; charset=utf-8", extra,
+                  page ? page : "", page ? plen : 0, keep);
+    free(page);
+    txn_finish(t, keep);
+}
+
+const char *txn_get_note(const txn_t *t, const char *name)
+{
+    for (const txn_note_t *n = t->notes; n; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n->value;
+    return NULL;
 }
 
 void txn_bad_request(client_t *c, txn_t *t, int status, const char *why)
@@ -267,7 +482,9 @@ void txn_bad_request(client_t *c, txn_t *t, int status, const char *why)
     log_info(c->id, "bad request from %s: %s", c->addr_text, why);
     t->close_after = 1;
     t->client_keepalive = 0;
-    if (t->method_name[0] == '\0' && c->parser.method <= HTTP_SOURCE)
+    /* parser.method is 0 (DELETE) until a method was read; the target
+     * comes after it, so a target means the method is real. */
+    if (t->method_name[0] == '\0' && t->target && c->parser.method <= HTTP_SOURCE)
         snprintf(t->method_name, sizeof(t->method_name), "%s",
                  llhttp_method_name((llhttp_method_t)c->parser.method));
     txn_respond_error(t, status, "TAG_NONE", errname, NULL);
@@ -297,7 +514,21 @@ static int via_loops(const txn_t *t)
     return 0;
 }
 
+/* 1 when every Transfer-Encoding field of m is just "chunked". */
+static int te_is_chunked_only(const http_msg_t *m)
+{
+    for (int i = http_msg_find(m, "Transfer-Encoding", 0); i >= 0;
+         i = http_msg_find(m, "Transfer-Encoding", i + 1)) {
+        size_t vlen;
+        const char *v = http_field_value(m, &m->fields[i], &vlen);
+        if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 static void txn_route(txn_t *t, int use_pool);
+static void request_hooks_done(txn_t *t, int verdict);
 
 void txn_request_head(txn_t *t, int done)
 {
@@ -321,12 +552,32 @@ void txn_request_head(txn_t *t, int done)
         return;
     }
 
+    /* Checked per request against this transaction's snapshot, so a
+     * reload that drops a network applies to kept-alive connections too. */
+    c->allowed = netaddr_set_contains(t->conf->allow_clients, &c->addr);
     if (!c->allowed) {
         log_warn(c->id, "access denied: client %s is not in allow_clients",
                  c->addr_text);
         t->w->stats.denied++;
         t->close_after = 1;
         txn_respond_error(t, 403, "TCP_DENIED", "ERR_ACCESS_DENIED", NULL);
+        return;
+    }
+    if (c->block_plugin) {
+        /* A plugin refused the connection at ACCEPT. */
+        t->blocked = 1;
+        t->block.plugin = c->block_plugin;
+        t->block.status = c->block_status;
+        t->block.reason = c->block_reason ? strdup(c->block_reason) : NULL;
+        t->block.category = c->block_category ? strdup(c->block_category) : NULL;
+        /* Closed after the page: the next request comes on a new
+         * connection and meets ACCEPT again, so a lifted block (an unban)
+         * takes effect at once rather than when the connection idles out. */
+        t->close_after = 1;
+        /* Nothing is parsed yet: the page and the log show the target. */
+        if (t->url_text == NULL)
+            t->url_text = strndup(t->target, t->target_len);
+        txn_respond_block(t);
         return;
     }
     if (t->vmajor != 1) {
@@ -359,6 +610,16 @@ void txn_request_head(txn_t *t, int done)
         txn_bad_request(c, t, 400, "Transfer-Encoding in an HTTP/1.0 request");
         return;
     }
+    /* The body goes upstream as "Transfer-Encoding: chunked" alone; a
+     * coding under the chunks (gzip, chunked) would reach the server
+     * unannounced (RFC 9112 6.1: 501 for codings we do not handle). */
+    if (t->req_body == BODY_CHUNKED && !te_is_chunked_only(&t->req)) {
+        log_info(c->id, "unsupported transfer coding in a request from %s",
+                 c->addr_text);
+        t->close_after = 1;
+        txn_respond_error(t, 501, "TAG_NONE", "ERR_UNSUP_REQ", NULL);
+        return;
+    }
     expect = http_msg_get(&t->req, "Expect", &elen);
     if (expect) {
         if (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0) {
@@ -368,7 +629,13 @@ void txn_request_head(txn_t *t, int done)
         }
     }
 
-    if (t->method == HTTP_CONNECT) {
+    if (c->tlsc != NULL) {
+        /* Inside an intercepted tunnel: the target becomes the https URL
+         * (or the request is answered here: a block, a certificate error,
+         * a misdirected request). */
+        if (intercept_request_target(t) < 0)
+            return;
+    } else if (t->method == HTTP_CONNECT) {
         if (url_parse_authority(t->target, t->target_len, &t->url, &why) < 0) {
             txn_bad_request(c, t, 400, why);
             return;
@@ -392,7 +659,7 @@ void txn_request_head(txn_t *t, int done)
         }
         return;
     }
-    if (t->url.scheme == URL_HTTPS) {
+    if (t->url.scheme == URL_HTTPS && c->tlsc == NULL) {
         t->close_after = t->req_body != BODY_NONE;
         txn_respond_error(t, 501, "TAG_NONE", "ERR_UNSUP_REQ",
                           "Requests for https:// URLs must use CONNECT.");
@@ -405,6 +672,28 @@ void txn_request_head(txn_t *t, int done)
         return;
     }
     txn_rewrite_request(t);
+    hooks_run(t, PC_HOOK_REQUEST_HEADERS, request_hooks_done);
+}
+
+static void request_hooks_done(txn_t *t, int verdict)
+{
+    if (verdict == PC_BLOCK) {
+        t->close_after = t->req_body != BODY_NONE && !t->req_done;
+        txn_respond_block(t);
+        return;
+    }
+    if (t->body[PC_REQUEST])
+        t->req_inspect = 1;  /* plugins see the upload's pieces */
+    if (txn_body_held(t, PC_REQUEST)) {
+        /* Upload checks first: read the whole body before any upstream. */
+        txn_body_request_hold_start(t);
+        return;
+    }
+    txn_route(t, 1);
+}
+
+void txn_request_ready(txn_t *t)
+{
     txn_route(t, 1);
 }
 
@@ -417,9 +706,12 @@ static void set_hier(txn_t *t, const char *addr)
     snprintf(t->hier, sizeof(t->hier), "HIER_DIRECT/%s", addr);
 }
 
+/* TLS connections have keys of their own: "https:host:port" is a
+ * connection whose certificate was verified for host. */
 static void pool_key(const txn_t *t, char *key, size_t len)
 {
-    snprintf(key, len, "%s:%u", t->url.host, t->url.port);
+    snprintf(key, len, "%s%s:%u", t->url.scheme == URL_HTTPS ? "https:" : "", t->url.host,
+             t->url.port);
 }
 
 static void on_dns(void *arg, int status, dns_result_t *res)
@@ -479,6 +771,18 @@ static void txn_route(txn_t *t, int use_pool)
     if (use_pool) {
         upstream_t *up = upool_take(t->w->upool, key);
         if (up) {
+            /* A reused connection's address is judged again, like a new
+             * one's: the configuration or a plugin's data (a GeoIP
+             * database) may have changed since it was opened, and each
+             * transaction gets its own notes. A blocked one is closed. */
+            t->upstream_addr = up->addr;
+            t->has_upstream_addr = 1;
+            if (hooks_run_sync(t, PC_HOOK_UPSTREAM_ADDR) == PC_BLOCK) {
+                upstream_close(up);
+                t->close_after = t->req_body != BODY_NONE && !t->req_done;
+                txn_respond_block(t);
+                return;
+            }
             t->up = up;
             up->txn = t;
             set_hier(t, up->addr_text);
@@ -509,6 +813,14 @@ static void txn_try_next(txn_t *t)
             t->local_refused++;
             continue;
         }
+        /* Plugins judge each address actually tried (e.g. its country). */
+        t->upstream_addr = *a;
+        t->has_upstream_addr = 1;
+        if (hooks_run_sync(t, PC_HOOK_UPSTREAM_ADDR) == PC_BLOCK) {
+            t->close_after = t->req_body != BODY_NONE && !t->req_done;
+            txn_respond_block(t);
+            return;
+        }
         t->up = upstream_connect(t->w, a, t->url.port, key, t, &err);
         if (t->up) {
             set_hier(t, text);
@@ -519,11 +831,11 @@ static void txn_try_next(txn_t *t)
                   uv_strerror(err));
     }
     if (t->local_refused && t->last_err == 0) {
-        t->close_after = t->req_body != BODY_NONE && !t->req_done;
+        t->close_after |= t->req_body != BODY_NONE && !t->req_done;
         txn_respond_error(t, 403, "TCP_DENIED", "ERR_LOCAL_UPSTREAM", NULL);
         return;
     }
-    t->close_after = t->req_body != BODY_NONE && !t->req_done;
+    t->close_after |= t->req_body != BODY_NONE && !t->req_done;
     if (t->last_err == UV_ETIMEDOUT)
         txn_respond_error(t, 504, "TCP_MISS", "ERR_CONNECT_TIMEOUT", NULL);
     else {
@@ -534,6 +846,20 @@ static void txn_try_next(txn_t *t)
     }
 }
 
+void txn_connect_failed(txn_t *t, int status)
+{
+    upstream_t *up = t->up;
+
+    log_error(t->c->id, "connect() to %s:%u failed: %s while connecting to upstream, "
+              "client: %s, request: \"%s %s\"",
+              up->addr_text, up->port, uv_strerror(status), t->c->addr_text,
+              t->method_name, t->target);
+    t->last_err = status;
+    upstream_close(up);
+    t->up = NULL;
+    txn_try_next(t);
+}
+
 void txn_upstream_connected(txn_t *t, int status)
 {
     if (t->method == HTTP_CONNECT) {
@@ -541,19 +867,64 @@ void txn_upstream_connected(txn_t *t, int status)
         return;
     }
     if (status < 0) {
-        upstream_t *up = t->up;
-        log_error(t->c->id, "connect() to %s:%u failed: %s while connecting to upstream, "
-                  "client: %s, request: \"%s %s\"",
-                  up->addr_text, up->port, uv_strerror(status), t->c->addr_text,
-                  t->method_name, t->target);
-        t->last_err = status;
-        upstream_close(up);
-        t->up = NULL;
-        txn_try_next(t);
+        txn_connect_failed(t, status);
+        return;
+    }
+    if (t->url.scheme == URL_HTTPS) {
+        /* Intercepted HTTPS: verified TLS before anything is sent. */
+        const tls_snap_t *ts = tls_snap_of(t->conf);
+        tls_io_t *io = ts && ts->upstream_ctx
+                           ? tls_upstream_session(ts, t->url.host_is_ip ? NULL : t->url.host,
+                                                  t->url.host, t->url.host_is_ip, t->url.port,
+                                                  t->w->tls_sessions)
+                           : NULL;
+        if (io == NULL) {
+            t->close_after |= t->req_body != BODY_NONE && !t->req_done;
+            txn_respond_error(t, 502, "TCP_MISS", "ERR_CONNECT_FAIL",
+                              "The proxy cannot make TLS connections now.");
+            return;
+        }
+        upstream_tls_start(t->up, io, t->conf->connect_timeout);
         return;
     }
     t->w->stats.upstream_new++;
     txn_send_request(t);
+}
+
+void txn_upstream_tls_done(txn_t *t, int status)
+{
+    upstream_t *up = t->up;
+    char msg[600];
+
+    if (t->method == HTTP_CONNECT) {
+        intercept_upstream_done(t, status);
+        return;
+    }
+    if (status < 0) {
+        log_error(t->c->id, "TLS to upstream %s (%s:%u) failed: %s, client: %s, "
+                  "request: \"%s %s\"", t->url.host, up->addr_text, up->port,
+                  up->tls_fail ? up->tls_fail : "?", t->c->addr_text, t->method_name,
+                  t->target);
+        snprintf(msg, sizeof(msg), "The certificate of %s could not be verified: %s.",
+                 t->url.host, up->tls_fail ? up->tls_fail : "TLS handshake failed");
+        t->close_after |= t->req_body != BODY_NONE && !t->req_done;
+        txn_respond_error(t, 502, "TCP_MISS", "ERR_UPSTREAM_CERT", msg);
+        return;
+    }
+    t->w->stats.upstream_new++;
+    txn_send_request(t);
+}
+
+/* "Via: 1.1 host (portcullis/VERSION)" for a message of version maj.min
+ * (RFC 9110 7.6.3). */
+static void txn_add_via(strbuf_t *s, unsigned maj, unsigned min, const char *host)
+{
+    char v[4] = {(char)('0' + maj % 10), '.', (char)('0' + min % 10), ' '};
+
+    strbuf_adds(s, "Via: ");
+    strbuf_add(s, v, 4);
+    strbuf_adds(s, host);
+    strbuf_adds(s, " (portcullis/" PACKAGE_VERSION ")\r\n");
 }
 
 /* Writes the request head upstream and lets the body follow. */
@@ -580,14 +951,19 @@ static void txn_send_request(txn_t *t)
     strbuf_add(&s, t->url.path, t->url.path_len);
     strbuf_adds(&s, " HTTP/1.1\r\n");
     url_format_authority(&t->url, 0, auth, sizeof(auth));
-    strbuf_addf(&s, "Host: %s\r\n", auth);
+    strbuf_adds(&s, "Host: ");
+    strbuf_adds(&s, auth);
+    strbuf_add(&s, "\r\n", 2);
     strbuf_add_fields(&s, &t->req);
     if (t->req_body == BODY_LENGTH)
-        strbuf_addf(&s, "Content-Length: %" PRIu64 "\r\n", t->req_clen);
+    {
+        strbuf_adds(&s, "Content-Length: ");
+        strbuf_add_u64(&s, t->req_clen, 0, '0');
+        strbuf_add(&s, "\r\n", 2);
+    }
     else if (t->req_body == BODY_CHUNKED)
         strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
-    strbuf_addf(&s, "Via: %u.%u %s (portcullis/" PACKAGE_VERSION ")\r\n",
-                t->vmajor, t->vminor, t->conf->visible_hostname);
+    txn_add_via(&s, t->vmajor, t->vminor, t->conf->visible_hostname);
     if (t->conf->forwarded_for == CONF_XFF_ON)
         strbuf_addf(&s, "X-Forwarded-For: %s\r\n", c->addr_text);
     strbuf_adds(&s, "\r\n");
@@ -600,7 +976,9 @@ static void txn_send_request(txn_t *t)
     upstream_read_start(up);
     up->last_activity = uv_now(&t->w->loop);
     upstream_timer(up, t->conf->read_timeout);
-    if (t->req_body != BODY_NONE && !t->req_done) {
+    if (t->req_held) {
+        txn_body_request_send(t);
+    } else if (t->req_body != BODY_NONE && !t->req_done) {
         t->body_streaming = 1;
         client_resume_parse(c);
     }
@@ -621,6 +999,8 @@ void txn_request_body(txn_t *t, iobuf_t *b, const char *p, size_t len)
     upstream_t *up = t->up;
 
     t->bytes_in += len;
+    if (txn_body_held(t, PC_REQUEST))
+        return;  /* kept by txn_body.c until the plugins decide */
     if (up == NULL || up->state == UP_CLOSED)
         return;
     if (outq_slice(&up->out, b, p, len, 0) < 0) {
@@ -636,6 +1016,17 @@ void txn_request_complete(txn_t *t)
     t->req_done = 1;
     t->body_streaming = 0;
     client_timer_update(t->c);
+    if (t->req_inspect) {
+        /* Plugins hear the end of the upload; a held one goes upstream
+         * only after their verdict (txn_body.c routes it). */
+        int held = txn_body_held(t, PC_REQUEST), ended;
+        txn_hold(t);
+        txn_body_request_end(t);
+        ended = t->ended;
+        txn_release(t);
+        if (ended || held)
+            return;
+    }
     /* The response may have ended first (an early answer such as 413). */
     if (t->rs == RS_DONE)
         txn_finish(t, 1);
@@ -647,8 +1038,9 @@ void txn_upstream_drained(txn_t *t)
         tunnel_upstream_drained(t);
         return;
     }
-    if (t->c->flow_stopped)
+    if (t->c->flow_stopped && !txn_body_spool_busy(t))
         client_flow_start(t->c);
+    txn_body_drained(t);
 }
 
 void txn_client_drained(txn_t *t)
@@ -657,13 +1049,18 @@ void txn_client_drained(txn_t *t)
         tunnel_client_drained(t);
         return;
     }
-    if (t->up && t->up->flow_stopped) {
+    if (t->up && t->up->flow_stopped && !t->resp_hooks_pending &&
+        !txn_body_spool_busy(t)) {
         t->up->flow_stopped = 0;
         upstream_read_start(t->up);
     }
+    txn_body_drained(t);
 }
 
 /* ---- response ----------------------------------------------------------- */
+
+static void txn_parse_response(txn_t *t, iobuf_t *b, const char *p, size_t len);
+static void txn_upstream_stash(txn_t *t, iobuf_t *b, const char *p, size_t len);
 
 static txn_t *parser_txn(llhttp_t *p)
 {
@@ -727,9 +1124,18 @@ static int on_resp_body(llhttp_t *p, const char *at, size_t len)
     client_t *c = t->c;
     int rc = 0;
 
+    if (t->inspect) {
+        /* Plugins see the piece; it is held or forwarded by txn_body.c. */
+        if (txn_body_response_piece(t, up->in, at, len) < 0) {
+            t->body_error = 1;
+            llhttp_set_error_reason(p, "body check");
+            return HPE_USER;
+        }
+        return 0;
+    }
     if (t->mode == RESP_CHUNK)
         rc = outq_slice(&c->out, up->in, at, len, 1);
-    else if (t->mode == RESP_DECODED)
+    else if (t->mode == RESP_DECODED || t->mode == RESP_EOF)
         rc = outq_slice(&c->out, up->in, at, len, 0);
     else
         return 0;
@@ -770,7 +1176,70 @@ static void txn_relay_interim(txn_t *t, int status)
     strbuf_free(&s);
 }
 
-/* Returns 0 to go on parsing, or -1 when the transaction ended. */
+/* Queues the response head to the client (framing per t->mode). Returns 0
+ * or -1 when the transaction ended. */
+int txn_send_response_head(txn_t *t, int64_t length)
+{
+    upstream_t *up = t->up;
+    client_t *c = t->c;
+    strbuf_t s;
+
+    strbuf_init(&s);
+    strbuf_adds(&s, "HTTP/1.1 ");
+    strbuf_add_u64(&s, (uint64_t)t->status, 3, '0');
+    strbuf_add(&s, " ", 1);
+    strbuf_adds(&s, http_status_text(t->status));
+    strbuf_add(&s, "\r\n", 2);
+    strbuf_add_fields(&s, &t->resp);
+    switch (t->mode) {
+    case RESP_NONE:
+        /* HEAD and 304 keep the length they describe. */
+        if (t->resp_clen[0])
+            strbuf_addf(&s, "Content-Length: %s\r\n", t->resp_clen);
+        else if (t->resp_chunked && t->vminor >= 1 && t->method == HTTP_HEAD)
+            strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
+        break;
+    case RESP_RAW:
+    case RESP_LENGTH:
+        if (length >= 0)
+        {
+            strbuf_adds(&s, "Content-Length: ");
+            strbuf_add_u64(&s, (uint64_t)length, 0, '0');
+            strbuf_add(&s, "\r\n", 2);
+        }
+        else
+            strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
+        break;
+    case RESP_CHUNK:
+        strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
+        break;
+    case RESP_DECODED:
+    case RESP_EOF:
+        break;
+    }
+    txn_add_via(&s, t->resp_vmajor, t->resp_vminor, t->conf->visible_hostname);
+    if (t->close_after)
+        strbuf_adds(&s, "Connection: close\r\n");
+    else if (t->vminor == 0)
+        strbuf_adds(&s, "Connection: keep-alive\r\n");
+    strbuf_adds(&s, "\r\n");
+    if (s.failed || outq_copy(&c->out, s.p, s.len) < 0) {
+        strbuf_free(&s);
+        txn_abort(t, "cannot write the response head to the client");
+        return -1;
+    }
+    (void)up;
+    t->bytes_out += s.len;
+    strbuf_free(&s);
+    t->head_sent = 1;
+    client_timer_update(c);
+    return 0;
+}
+
+static void response_hooks_done(txn_t *t, int verdict);
+
+/* Returns 0 to go on parsing, 1 when parsing must wait for plugins, or -1
+ * when the transaction ended. */
 static int txn_response_head(txn_t *t)
 {
     upstream_t *up = t->up;
@@ -779,8 +1248,6 @@ static int txn_response_head(txn_t *t)
     client_t *c = t->c;
     const char *v;
     size_t vlen;
-    char clen[32] = "";
-    strbuf_t s;
 
     if (status == 101) {
         log_error(c->id, "upstream %s switched protocols without being asked",
@@ -793,77 +1260,74 @@ static int txn_response_head(txn_t *t)
         return 0;
     }
     t->status = status;
+    t->resp_vmajor = p->http_major;
+    t->resp_vminor = p->http_minor;
+    t->resp_chunked = (p->flags & F_CHUNKED) != 0;
     v = http_msg_get(&t->resp, "Content-Type", &vlen);
     if (v)
         snprintf(t->mime, sizeof(t->mime), "%.*s", (int)vlen, v);
     v = http_msg_get(&t->resp, "Content-Length", &vlen);
-    if (v && vlen < sizeof(clen))
-        snprintf(clen, sizeof(clen), "%.*s", (int)vlen, v);
+    if (v && vlen < sizeof(t->resp_clen))
+        snprintf(t->resp_clen, sizeof(t->resp_clen), "%.*s", (int)vlen, v);
 
     if (p->flags & F_SKIPBODY) {
         t->mode = RESP_NONE;
-    } else if (p->flags & F_CHUNKED) {
+    } else if ((p->flags & F_CHUNKED) && te_is_chunked_only(&t->resp)) {
         t->mode = t->vminor >= 1 ? RESP_RAW : RESP_DECODED;
     } else if (p->flags & F_TRANSFER_ENCODING) {
-        /* A transfer coding other than chunked (RFC 9112 6.3): nothing a
-         * client could decode after we drop the field. */
+        /* A transfer coding other than chunked (RFC 9112 6.3), or one
+         * under the chunks ("gzip, chunked"): nothing a client could
+         * decode after the field is rebuilt as plain "chunked". */
         log_error(c->id, "upstream %s sent an unsupported Transfer-Encoding",
                   up->addr_text);
         txn_respond_error(t, 502, "TCP_MISS", "ERR_INVALID_RESP", NULL);
         return -1;
     } else if (p->flags & F_CONTENT_LENGTH) {
         t->mode = RESP_RAW;
+        t->resp_length = (int64_t)p->content_length;
     } else {
+        /* Close-delimited: the upstream connection ends with the body. */
         t->mode = t->vminor >= 1 ? RESP_CHUNK : RESP_EOF;
+        t->resp_eof_framed = 1;
     }
+    if (!(p->flags & F_CONTENT_LENGTH))
+        t->resp_length = -1;
+    /* A response that starts before the request body was read ends the
+     * connection (see txn_response_complete); say so in its head. */
     if (t->mode == RESP_DECODED || t->mode == RESP_EOF || !t->client_keepalive ||
-        t->w->draining)
+        !t->req_done || t->w->draining)
         t->close_after = 1;
-
     http_msg_strip_hop_by_hop(&t->resp);
-    strbuf_init(&s);
-    strbuf_addf(&s, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
-    strbuf_add_fields(&s, &t->resp);
-    switch (t->mode) {
-    case RESP_NONE:
-        /* HEAD and 304 keep the length they describe. */
-        if (clen[0])
-            strbuf_addf(&s, "Content-Length: %s\r\n", clen);
-        else if ((p->flags & F_CHUNKED) && t->vminor >= 1 && t->method == HTTP_HEAD)
-            strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
-        break;
-    case RESP_RAW:
-        if (p->flags & F_CHUNKED)
-            strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
-        else
-            strbuf_addf(&s, "Content-Length: %" PRIu64 "\r\n", p->content_length);
-        break;
-    case RESP_CHUNK:
-        strbuf_adds(&s, "Transfer-Encoding: chunked\r\n");
-        break;
-    case RESP_DECODED:
-    case RESP_EOF:
-        break;
-    }
-    strbuf_addf(&s, "Via: %u.%u %s (portcullis/" PACKAGE_VERSION ")\r\n",
-                p->http_major, p->http_minor, t->conf->visible_hostname);
-    if (t->close_after)
-        strbuf_adds(&s, "Connection: close\r\n");
-    else if (t->vminor == 0)
-        strbuf_adds(&s, "Connection: keep-alive\r\n");
-    strbuf_adds(&s, "\r\n");
-    if (s.failed || outq_copy(&c->out, s.p, s.len) < 0) {
-        strbuf_free(&s);
-        txn_abort(t, "cannot write the response head to the client");
-        return -1;
-    }
-    t->bytes_out += s.len;
-    strbuf_free(&s);
-    t->head_sent = 1;
-    t->rs = RS_BODY;
     t->code = "TCP_MISS";
-    client_timer_update(c);
-    return 0;
+
+    t->resp_hooks_pending = 1;
+    t->in_resp_head = 1;
+    hooks_run(t, PC_HOOK_RESPONSE_HEADERS, response_hooks_done);
+    t->in_resp_head = 0;
+    if (t->ended)
+        return -1;
+    return t->resp_hooks_pending ? 1 : 0;
+}
+
+static void response_hooks_done(txn_t *t, int verdict)
+{
+    int inline_call = t->in_resp_head;
+
+    t->resp_hooks_pending = 0;
+    if (verdict == PC_BLOCK) {
+        txn_respond_block(t);
+        return;
+    }
+    t->rs = RS_BODY;
+    if (txn_body_response_begin(t) < 0)
+        return;
+    if (!t->holding) {
+        int64_t len = t->mode == RESP_RAW && t->resp_chunked ? -1 : t->resp_length;
+        if (txn_send_response_head(t, len) < 0)
+            return;
+    }
+    if (!inline_call)
+        txn_upstream_resume(t);
 }
 
 /* The response ended cleanly; extra is 1 when bytes followed it. */
@@ -872,13 +1336,13 @@ static void txn_response_complete(txn_t *t, int extra)
     upstream_t *up = t->up;
     int reuse;
 
-    if (t->mode == RESP_CHUNK) {
+    if (t->mode == RESP_CHUNK && !t->inspect) {
         if (outq_copy(&t->c->out, "0\r\n\r\n", 5) == 0)
             t->bytes_out += 5;
     }
     t->rs = RS_DONE;
     reuse = !extra && t->req_done && llhttp_should_keep_alive(&up->parser) &&
-            t->mode != RESP_CHUNK && t->mode != RESP_EOF;
+            !t->resp_eof_framed;
     t->up = NULL;
     if (reuse)
         upool_put(t->w->upool, up);
@@ -889,26 +1353,58 @@ static void txn_response_complete(txn_t *t, int extra)
          * finish it by closing (RFC 9112 9.6). */
         t->close_after = 1;
     }
+    if (t->inspect) {
+        /* Plugins have the last word (and held bytes go out) first. */
+        txn_body_response_end(t);
+        return;
+    }
     txn_finish(t, 1);
 }
 
 void txn_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
 {
-    upstream_t *up = t->up;
-
     if (t->method == HTTP_CONNECT) {
         tunnel_upstream_data(t, b, p, len);
         return;
     }
-    up->in = b;
-    while (len > 0) {
+    client_t *c = t->c;
+
+    /* The response head and the body bytes of this read leave together. */
+    outq_cork(&c->out);
+    txn_hold(t);
+    txn_parse_response(t, b, p, len);
+    txn_release(t);
+    if (outq_uncork(&c->out) < 0 && !c->closing)
+        client_close(c);
+}
+
+/* Feeds response bytes to the parser and acts on what it finds. */
+static void txn_parse_response(txn_t *t, iobuf_t *b, const char *p, size_t len)
+{
+    upstream_t *up = t->up;
+
+    /* Body pieces are sliced from up->in, which owns a reference: bytes
+     * kept while plugins decided (up->pending) become it; a call with no
+     * bytes (b NULL) leaves it alone. */
+    if (b && b != up->in) {
+        iobuf_ref(b);
+        iobuf_unref(up->in);
+        up->in = b;
+    }
+    /* Runs until the parser wants more bytes (HPE_OK). After a pause it
+     * runs again even with no bytes left: a message without a body (HEAD,
+     * 204, 304, Content-Length: 0) ends only in that next call. */
+    for (;;) {
         enum llhttp_errno err;
         size_t used;
+        int rc;
 
         up->pause = UPAUSE_NONE;
         err = llhttp_execute(&up->parser, p, len);
         used = err == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&up->parser) - p);
-        if (t->rs == RS_BODY && t->mode == RESP_RAW && used > 0) {
+        if (t->ended)
+            return;  /* a plugin ended it from a body piece */
+        if (t->rs == RS_BODY && t->mode == RESP_RAW && !t->inspect && used > 0) {
             if (outq_slice(&t->c->out, b, p, used, 0) < 0) {
                 txn_abort(t, "client write failed");
                 return;
@@ -922,8 +1418,14 @@ void txn_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
         if (err == HPE_PAUSED) {
             llhttp_resume(&up->parser);
             if (up->pause == UPAUSE_HEADERS) {
-                if (txn_response_head(t) < 0)
+                rc = txn_response_head(t);
+                if (rc < 0)
                     return;
+                if (rc > 0) {
+                    /* Plugins are deciding: keep the rest for later. */
+                    txn_upstream_stash(t, b, p, len);
+                    return;
+                }
                 continue;
             }
             if (up->pause == UPAUSE_COMPLETE) {
@@ -934,16 +1436,79 @@ void txn_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
             }
             continue;
         }
+        if (err == HPE_USER && t->body_error) {
+            /* A plugin blocked (or a held body passed a fail-closed max):
+             * a page while the head is still held, else a broken transfer. */
+            if (t->blocked)
+                txn_respond_block(t);
+            else
+                txn_abort(t, "a body check failed");
+            return;
+        }
         log_error(t->c->id, "invalid response from upstream %s: %s (%s)",
                   up->addr_text, llhttp_errno_name(err),
                   llhttp_get_error_reason(&up->parser));
         txn_respond_error(t, 502, "TCP_MISS", "ERR_INVALID_RESP", NULL);
         return;
     }
-    if (t->c->out.pending > OUTQ_HIGH) {
+    txn_upstream_flow(t);
+}
+
+/* Stops reading the upstream while the client (or the spool) is behind. */
+void txn_upstream_flow(txn_t *t)
+{
+    upstream_t *up = t->up;
+
+    if (up == NULL)
+        return;
+    if (t->c->out.pending > OUTQ_HIGH || txn_body_spool_busy(t)) {
         up->flow_stopped = 1;
         upstream_read_stop(up);
+        /* Bytes the kernel took at once never armed the client's
+         * send_timeout; now that output waits on the client, it must. */
+        client_timer_update(t->c);
     }
+}
+
+/* Keeps unparsed response bytes while plugins decide about the head. */
+static void txn_upstream_stash(txn_t *t, iobuf_t *b, const char *p, size_t len)
+{
+    upstream_t *up = t->up;
+
+    upstream_read_stop(up);
+    up->flow_stopped = 1;
+    iobuf_unref(up->pending);
+    up->pending = NULL;
+    if (len == 0)
+        return;
+    up->pending = iobuf_ref(b);
+    up->pending_off = (size_t)(p - b->data);
+    up->pending_len = len;
+}
+
+/* Plugins decided: parse what was kept, then read on. */
+void txn_upstream_resume(txn_t *t)
+{
+    upstream_t *up = t->up;
+
+    if (up == NULL || t->ended)
+        return;
+    txn_hold(t);
+    if (up->pending) {
+        iobuf_t *b = up->pending;
+        up->pending = NULL;
+        txn_parse_response(t, b, b->data + up->pending_off, up->pending_len);
+        iobuf_unref(b);
+    } else if (up->parser.status_code >= 200) {
+        /* A bodiless message ends only in the next parser call. */
+        txn_parse_response(t, NULL, "", 0);
+    }
+    if (!t->ended && t->up && !txn_body_spool_busy(t) &&
+        t->c->out.pending <= OUTQ_HIGH) {
+        t->up->flow_stopped = 0;
+        upstream_read_start(t->up);
+    }
+    txn_release(t);
 }
 
 void txn_upstream_eof(txn_t *t, int status)
@@ -972,7 +1537,7 @@ void txn_upstream_eof(txn_t *t, int status)
                   "client: %s, request: \"%s %s\"",
                   up->addr_text, uv_strerror(status), t->c->addr_text,
                   t->method_name, t->target);
-        t->close_after = !t->req_done;
+        t->close_after |= !t->req_done;
         txn_respond_error(t, 502, "TCP_MISS",
                           up->got_bytes ? "ERR_READ_ERROR" : "ERR_ZERO_SIZE_OBJECT",
                           NULL);
@@ -1007,6 +1572,6 @@ void txn_upstream_timeout(txn_t *t)
               "client: %s, request: \"%s %s\"",
               t->up->addr_text, t->conf->read_timeout, t->c->addr_text,
               t->method_name, t->target);
-    t->close_after = !t->req_done;
+    t->close_after |= !t->req_done;
     txn_respond_error(t, 504, "TCP_MISS", "ERR_READ_TIMEOUT", NULL);
 }

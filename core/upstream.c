@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "tls_io.h"
+#include "tls_policy.h"
 #include "txn.h"
 #include "upstream.h"
 
@@ -31,6 +33,8 @@ static void on_up_close(uv_handle_t *h)
         return;
     iobuf_unref(up->pending);
     iobuf_unref(up->in);
+    tls_io_free(up->tls);
+    free(up->tls_fail);
     free(up);
 }
 
@@ -44,11 +48,14 @@ void upstream_close(upstream_t *up)
         upstream_unpool(up);
     up->state = UP_CLOSED;
     up->txn = NULL;
+    if (up->tls_timer_on)
+        uv_close((uv_handle_t *)&up->tls_timer, on_up_close);
     uv_close((uv_handle_t *)&up->timer, on_up_close);
     uv_close((uv_handle_t *)&up->tcp, on_up_close);
 }
 
 static void on_up_timer(uv_timer_t *timer);
+static void up_tls_done(upstream_t *up, int ok, const char *why);
 
 static void up_set_timer(upstream_t *up, uint64_t ms)
 {
@@ -71,6 +78,10 @@ static void on_up_timer(uv_timer_t *timer)
     conf_t *conf = up->w->conf;
     uint64_t now = uv_now(&up->w->loop);
 
+    if (up->tls_hs) {
+        up_tls_done(up, 0, "the server did not complete the TLS handshake in time");
+        return;
+    }
     switch (up->state) {
     case UP_CONNECTING:
         txn_upstream_connected(up->txn, UV_ETIMEDOUT);
@@ -82,10 +93,13 @@ static void on_up_timer(uv_timer_t *timer)
         txn_t *t = up->txn;
         uint64_t limit = t ? t->conf->read_timeout : conf->read_timeout;
         /* Silence counts only while we are reading: a connection stopped
-         * for flow control waits on the client, whose send_timeout rules. */
-        if (up->flow_stopped || now - up->last_activity < limit) {
-            uint64_t left = up->flow_stopped ? limit
-                                             : limit - (now - up->last_activity);
+         * for flow control waits on the client, whose send_timeout rules;
+         * so does one that, before any answer, wrote all of a request body
+         * still coming from the client, whose read_timeout rules. */
+        int waits = up->flow_stopped ||
+                    (t && !t->req_done && t->rs == RS_WAIT && up->out.pending == 0);
+        if (waits || now - up->last_activity < limit) {
+            uint64_t left = waits ? limit : limit - (now - up->last_activity);
             up_set_timer(up, left ? left : 1);
             return;
         }
@@ -123,6 +137,11 @@ static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     upstream_t *up = h->data;
 
     (void)hint;
+    if (up->tls) {
+        /* Ciphertext goes into the session at once (see client.c). */
+        *buf = uv_buf_init(up->w->tls_scratch, IOBUF_SIZE);
+        return;
+    }
     if (up->in == NULL || up->in->refs > 1) {
         /* The previous buffer is still being written to the client. */
         iobuf_unref(up->in);
@@ -135,15 +154,167 @@ static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(up->in->data, (unsigned)up->in->cap);
 }
 
+/* Decrypts what the session holds and hands it to the transaction, as a
+ * plain read would; stops while the transaction keeps unparsed bytes
+ * aside (up->pending: plugins decide about the response head), since
+ * upstream_read_start() comes back then. */
+static void up_tls_pump(upstream_t *up)
+{
+    char why[160];
+
+    for (;;) {
+        txn_t *t = up->txn;
+        iobuf_t *b;
+        size_t n;
+        int rc;
+
+        if (up->state == UP_CLOSED || up->tls_hs)
+            return;
+        if (t == NULL || up->state != UP_ACTIVE) {
+            /* Idle: a session ticket (TLS 1.3) is fine and used up here;
+             * data, a close_notify or an error end the connection. */
+            char tmp[512];
+            rc = tls_io_read(up->tls, tmp, sizeof(tmp), &n);
+            if (rc == TLS_IO_WANT)
+                break;
+            upstream_close(up);
+            return;
+        }
+        if (up->pending)
+            return;
+        if (up->in == NULL || up->in->refs > 1) {
+            iobuf_unref(up->in);
+            up->in = iobuf_new(&up->w->bufs);
+            if (up->in == NULL) {
+                txn_upstream_eof(t, UV_ENOMEM);
+                return;
+            }
+        }
+        b = up->in;
+        rc = tls_io_read(up->tls, b->data, b->cap, &n);
+        if (rc == TLS_IO_WANT)
+            break;
+        if (rc == TLS_IO_EOF) {
+            txn_upstream_eof(t, UV_EOF);
+            return;
+        }
+        if (rc == TLS_IO_ERROR) {
+            log_info(t->c->id, "TLS error from upstream %s: %s", up->addr_text,
+                     tls_io_error(why, sizeof(why)));
+            txn_upstream_eof(t, UV_EPROTO);
+            return;
+        }
+        up->got_bytes = 1;
+        iobuf_ref(b);
+        txn_upstream_data(t, b, b->data, n);
+        iobuf_unref(b);
+    }
+    if (up->state != UP_CLOSED && tls_io_pending(up->tls) > 0 &&
+        outq_tls_flush(&up->out, up->tls) < 0)
+        upstream_close(up);
+}
+
+static void on_up_tls_timer(uv_timer_t *timer)
+{
+    up_tls_pump(timer->data);
+}
+
+static void up_tls_done(upstream_t *up, int ok, const char *why)
+{
+    txn_t *t = up->txn;
+
+    up->tls_hs = 0;
+    uv_timer_stop(&up->timer);
+    if (ok) {
+        up->out.tls = up->tls;
+        if (t)
+            log_debug(t->c->id, "TLS to upstream %s:%u: %s, %s", up->addr_text, up->port,
+                      SSL_get_version(up->tls->ssl),
+                      SSL_session_reused(up->tls->ssl) ? "resumed" : "full handshake");
+    } else {
+        free(up->tls_fail);
+        up->tls_fail = strdup(why ? why : "TLS handshake failed");
+    }
+    if (t)
+        txn_upstream_tls_done(t, ok ? 0 : -1);
+    else
+        upstream_close(up);
+}
+
+/* One step of the handshake with what was fed so far. */
+static void up_tls_step(upstream_t *up)
+{
+    char why[256];
+    int rc = tls_io_handshake(up->tls);
+
+    if (rc == TLS_IO_ERROR) {
+        tls_upstream_failure(up->tls, why, sizeof(why));
+        /* The alert OpenSSL made still goes out, for the server's logs. */
+        outq_tls_flush(&up->out, up->tls);
+        up_tls_done(up, 0, why);
+        return;
+    }
+    if (outq_tls_flush(&up->out, up->tls) < 0) {
+        up_tls_done(up, 0, "cannot write to the server");
+        return;
+    }
+    if (rc == TLS_IO_OK)
+        up_tls_done(up, 1, NULL);
+}
+
+void upstream_tls_start(upstream_t *up, tls_io_t *io, uint64_t timeout_ms)
+{
+    up->tls = io;
+    up->tls_hs = 1;
+    if (!up->tls_timer_on) {
+        uv_timer_init(&up->w->loop, &up->tls_timer);
+        up->tls_timer.data = up;
+        up->tls_timer_on = 1;
+        up->handles++;
+    }
+    up->last_activity = uv_now(&up->w->loop);
+    up_set_timer(up, timeout_ms);
+    upstream_read_start(up);
+    up_tls_step(up);
+}
+
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     upstream_t *up = s->data;
     txn_t *t = up->txn;
     iobuf_t *b = up->in;
 
-    (void)buf;
     if (nread == 0)
         return;
+    if (up->tls) {
+        if (nread < 0) {
+            if (up->tls_hs)
+                up_tls_done(up, 0, "the server closed the connection during the TLS "
+                                   "handshake");
+            else if (t)
+                txn_upstream_eof(t, (int)nread);
+            else
+                upstream_close(up);
+            return;
+        }
+        up->last_activity = uv_now(&up->w->loop);
+        if (tls_io_feed(up->tls, buf->base, (size_t)nread) < 0) {
+            if (up->tls_hs)
+                up_tls_done(up, 0, "out of memory");
+            else if (t)
+                txn_upstream_eof(t, UV_ENOMEM);
+            else
+                upstream_close(up);
+            return;
+        }
+        if (up->tls_hs) {
+            up_tls_step(up);
+            if (up->tls_hs)
+                return;
+        }
+        up_tls_pump(up);
+        return;
+    }
     if (nread < 0) {
         if (t)
             txn_upstream_eof(t, (int)nread);
@@ -168,7 +339,13 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void upstream_read_start(upstream_t *up)
 {
-    if (up->state == UP_CLOSED || up->reading)
+    if (up->state == UP_CLOSED)
+        return;
+    /* Input decrypted ahead and kept in the session: no socket read will
+     * bring it, so it is handed over from the loop, soon. */
+    if (up->tls && !up->tls_hs && up->tls_timer_on && tls_io_has_input(up->tls))
+        uv_timer_start(&up->tls_timer, on_up_tls_timer, 0, 0);
+    if (up->reading)
         return;
     if (uv_read_start((uv_stream_t *)&up->tcp, on_up_alloc, on_up_read) == 0)
         up->reading = 1;
@@ -341,8 +518,8 @@ upstream_t *upool_take(upool_t *p, const char *key)
     up->state = UP_ACTIVE;
     up->reused = 1;
     up->got_bytes = 0;
-    upstream_read_stop(up);
-    uv_timer_stop(&up->timer);
+    /* Reading stays on (no epoll change per request) and the caller
+     * re-arms the timer when it sends. */
     return up;
 }
 

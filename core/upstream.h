@@ -12,6 +12,7 @@
 #include "worker.h"
 
 struct txn;
+struct tls_io;
 
 enum upstream_state { UP_CONNECTING, UP_ACTIVE, UP_IDLE, UP_CLOSED };
 enum upstream_pause { UPAUSE_NONE, UPAUSE_HEADERS, UPAUSE_COMPLETE };
@@ -43,6 +44,14 @@ typedef struct upstream {
     unsigned requests;        /* served on this connection */
     list_t pool_link;         /* idle: per-key list */
     list_t lru_link;          /* idle: worker-wide LRU */
+
+    /* TLS to the origin (intercepted HTTPS): reads are decrypted before
+     * the response parser, up->out encrypts once the handshake is done. */
+    struct tls_io *tls;       /* owned; freed with the connection */
+    int tls_hs;               /* the handshake is running */
+    uv_timer_t tls_timer;     /* decrypts buffered input after a pause */
+    int tls_timer_on;         /* tls_timer is initialised */
+    char *tls_fail;           /* why the handshake failed (malloc()ed) */
 } upstream_t;
 
 typedef struct upool upool_t;
@@ -66,5 +75,13 @@ void upstream_close(upstream_t *up);
 void upstream_read_start(upstream_t *up);
 void upstream_read_stop(upstream_t *up);
 void upstream_timer(upstream_t *up, uint64_t ms);
+
+/* Starts a TLS client handshake on the connected upstream with session io
+ * (tls_policy.h: tls_upstream_session(); the upstream owns it from now
+ * on). It ends in txn_upstream_tls_done(up->txn, 0) with the chain and
+ * name verified, or with -1 and the reason in up->tls_fail (a verification
+ * error, a TLS failure, a close, or no answer within timeout_ms); that
+ * call may come before this function returns. */
+void upstream_tls_start(upstream_t *up, struct tls_io *io, uint64_t timeout_ms);
 
 #endif

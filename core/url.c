@@ -1,49 +1,21 @@
 /* url.c - request targets: absolute-form URLs and CONNECT authorities. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "url.h"
+#include "urlnorm.h"
 
-static int is_host_char(unsigned char c)
-{
-    /* LDH plus '_', which real DNS names carry (RFC 2181 11). */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-}
-
-/* 1 when the last label of the (lowercased) host is all digits or 0x-hex. */
-static int host_ends_in_number(const char *h, size_t len)
-{
-    const char *last = h;
-    size_t n;
-
-    for (size_t i = 0; i < len; i++)
-        if (h[i] == '.')
-            last = h + i + 1;
-    n = len - (size_t)(last - h);
-    if (n == 0)
-        return 0;
-    if (n >= 2 && last[0] == '0' && last[1] == 'x') {
-        for (size_t i = 2; i < n; i++)
-            if (!((last[i] >= '0' && last[i] <= '9') ||
-                  (last[i] >= 'a' && last[i] <= 'f')))
-                return 0;
-        return 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (last[i] < '0' || last[i] > '9')
-            return 0;
-    return 1;
-}
-
-/* Parses host[:port] in [s, end); fills host, ip, port. */
+/* Parses host[:port] in [s, end); fills host, ip, port. The host goes
+ * through lib/urlnorm, the one normalisation plugins and lists use too, so
+ * the core connects to, logs and filters the same name: lowercase, no
+ * trailing dot, IDN as A-labels, every numeric IPv4 form as the dotted
+ * quad; hostile hosts (NUL, controls, invalid UTF-8, overlong) are refused
+ * and the client gets 400. */
 static int parse_hostport(const char *s, const char *end, url_t *u,
                           int port_required, const char **why)
 {
-    const char *h, *hend, *colon = NULL;
-    size_t hlen;
+    const char *hend, *colon = NULL;
 
     if (s == end) {
         *why = "empty host";
@@ -51,73 +23,30 @@ static int parse_hostport(const char *s, const char *end, url_t *u,
     }
     if (*s == '[') {
         const char *rb = memchr(s, ']', (size_t)(end - s));
-        char tmp[64];
         if (rb == NULL) {
             *why = "unterminated IPv6 literal";
             return -1;
         }
-        h = s + 1;
-        hend = rb;
-        hlen = (size_t)(hend - h);
-        if (hlen == 0 || hlen >= sizeof(tmp)) {
-            *why = "bad IPv6 literal";
-            return -1;
-        }
-        memcpy(tmp, h, hlen);
-        tmp[hlen] = '\0';
-        if (strchr(tmp, '%') || netaddr_parse(tmp, &u->ip) < 0 ||
-            strchr(tmp, ':') == NULL) {
-            *why = "bad IPv6 literal";
-            return -1;
-        }
-        u->host_is_ip = 1;
-        netaddr_format(&u->ip, u->host, sizeof(u->host));
-        if (rb + 1 < end) {
-            if (rb[1] != ':') {
+        hend = rb + 1;
+        if (hend < end) {
+            if (*hend != ':') {
                 *why = "junk after IPv6 literal";
                 return -1;
             }
-            colon = rb + 1;
+            colon = hend;
         }
     } else {
         colon = memchr(s, ':', (size_t)(end - s));
         hend = colon ? colon : end;
-        hlen = (size_t)(hend - s);
-        if (hlen > 0 && s[hlen - 1] == '.')
-            hlen--;  /* "example.com." is "example.com" */
-        if (hlen == 0) {
-            *why = "empty host";
+    }
+    if (urlnorm_host(s, (size_t)(hend - s), u->host, sizeof(u->host), why) < 0)
+        return -1;
+    if (urlnorm_host_is_ip(u->host)) {
+        if (netaddr_parse(u->host, &u->ip) < 0) {
+            *why = "invalid numeric host";
             return -1;
         }
-        if (hlen > URL_HOST_MAX) {
-            *why = "host name too long";
-            return -1;
-        }
-        for (size_t i = 0; i < hlen; i++) {
-            if (!is_host_char((unsigned char)s[i])) {
-                *why = "invalid character in host";
-                return -1;
-            }
-            u->host[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
-        }
-        u->host[hlen] = '\0';
-        if (host_ends_in_number(u->host, hlen)) {
-            /* Every numeric form inet_aton accepts (1.2.3.4, 0x7f.1,
-             * 2130706433, 017700000001) names an IPv4 address; treat it as
-             * that address so filters and logs see the real target. A host
-             * whose last label is a number but is no address is invalid
-             * (the WHATWG URL standard's "ends in a number" rule). */
-            struct in_addr in;
-            if (inet_aton(u->host, &in) == 0) {
-                *why = "invalid numeric host";
-                return -1;
-            }
-            u->ip.family = AF_INET;
-            memset(u->ip.a, 0, sizeof(u->ip.a));
-            memcpy(u->ip.a, &in, 4);
-            u->host_is_ip = 1;
-            netaddr_format(&u->ip, u->host, sizeof(u->host));
-        }
+        u->host_is_ip = 1;
     }
 
     if (colon) {

@@ -11,8 +11,9 @@
 
 enum url_scheme { URL_HTTP, URL_HTTPS };
 
-/* A parsed request target. host is lowercased, without a trailing dot and
- * without IPv6 brackets; path includes the query and is at least "/". */
+/* A parsed request target. host is normalised by urlnorm_host() (lowercase,
+ * no trailing dot, IDN as A-labels, numeric IPv4 forms as the dotted quad,
+ * IPv6 without brackets); path includes the query and is at least "/". */
 typedef struct url {
     enum url_scheme scheme;
     char host[URL_HOST_MAX + 1];

@@ -5,8 +5,12 @@
 
 #include "accesslog.h"
 #include "client.h"
+#include "hooks.h"
 #include "log.h"
+#include "mint.h"
 #include "server.h"
+#include "tls_policy.h"
+#include "tls_session.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -116,6 +120,9 @@ static void worker_shutdown(worker_t *w)
     w->dns = NULL;
     accesslog_close(w->alog);
     w->alog = NULL;
+    /* Mints still running on the pool keep the loop alive until done. */
+    mint_cache_free(w->mints);
+    w->mints = NULL;
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     /* Under the queue lock, so worker_post() never signals a closed
      * handle; later messages are dropped. */
@@ -175,6 +182,16 @@ static void worker_begin_drain(worker_t *w, int force)
 
 static void worker_apply_conf(worker_t *w, worker_msg_t *m)
 {
+    const tls_snap_t *ts_old = tls_snap_of(w->conf), *ts_new = tls_snap_of(m->conf);
+    const tls_ca_t *ca_old = ts_old ? ts_old->ca : NULL, *ca_new = ts_new ? ts_new->ca : NULL;
+
+    /* A new CA (another fingerprint) or none: leaves of the old one are of
+     * no more use. Connections keep the SSL_CTX they hold. */
+    if (w->mints && ca_old &&
+        (ca_new == NULL || strcmp(tls_ca_fingerprint(ca_old), tls_ca_fingerprint(ca_new)) != 0))
+        mint_cache_purge(w->mints, ca_new);
+    /* Sessions were verified against the old trust store. */
+    tls_sess_cache_clear(w->tls_sessions);
     conf_unref(w->conf);
     w->conf = m->conf;
     m->conf = NULL;
@@ -231,19 +248,21 @@ static void on_async(uv_async_t *async)
     }
 }
 
-void worker_post(worker_t *w, worker_msg_t *msg)
+int worker_post(worker_t *w, worker_msg_t *msg)
 {
     msg->next = NULL;
     pthread_mutex_lock(&w->mq_lock);
     if (w->mq_closed) {
         pthread_mutex_unlock(&w->mq_lock);
+        if (msg->kind == WMSG_FUNC && msg->free_arg)
+            msg->free_arg(msg->arg);
         if (msg->conf)
             conf_unref(msg->conf);
         if (msg->alog_files)
             accesslog_files_unref(msg->alog_files);
         free(msg->fds);
         free(msg);
-        return;
+        return -1;
     }
     if (w->mq_tail)
         w->mq_tail->next = msg;
@@ -252,6 +271,7 @@ void worker_post(worker_t *w, worker_msg_t *msg)
     w->mq_tail = msg;
     uv_async_send(&w->async);
     pthread_mutex_unlock(&w->mq_lock);
+    return 0;
 }
 
 int worker_init(worker_t *w, server_t *srv, int id, conf_t *conf,
@@ -263,6 +283,8 @@ int worker_init(worker_t *w, server_t *srv, int id, conf_t *conf,
     if (uv_loop_init(&w->loop) < 0)
         return -1;
     w->loop.data = w;
+    w->pcloop.uv = &w->loop;
+    w->pcloop.w = w;
     pthread_mutex_init(&w->mq_lock, NULL);
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;
@@ -275,7 +297,11 @@ int worker_init(worker_t *w, server_t *srv, int id, conf_t *conf,
     w->dns = dns_cache_new(&w->loop, 4096);
     w->upool = upool_new(w);
     w->alog = accesslog_new(&w->loop, srv->alog_files);
-    if (w->dns == NULL || w->upool == NULL || w->alog == NULL)
+    w->mints = mint_cache_new(&w->loop, 0);
+    w->tls_sessions = tls_sess_cache_new(0);
+    w->tls_scratch = malloc(IOBUF_SIZE);
+    if (w->dns == NULL || w->upool == NULL || w->alog == NULL || w->mints == NULL ||
+        w->tls_sessions == NULL || w->tls_scratch == NULL)
         return -1;
     dns_cache_set_ttl(w->dns, conf->dns_ttl, conf->dns_negative_ttl);
     return worker_set_listeners(w, fds, nfds);
@@ -292,7 +318,24 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&w->loop) < 0)
         log_alert(0, "worker %d exited with handles still open", w->id);
+    /* Messages that came after the queue closed are dropped with it. */
+    while (w->mq_head) {
+        worker_msg_t *m = w->mq_head;
+        w->mq_head = m->next;
+        if (m->kind == WMSG_FUNC && m->free_arg)
+            m->free_arg(m->arg);
+        conf_unref(m->conf);
+        if (m->alog_files)
+            accesslog_files_unref(m->alog_files);
+        free(m->fds);
+        free(m);
+    }
+    hooks_worker_free(w);
     iobuf_pool_drain(&w->bufs);
+    free(w->tls_scratch);
+    w->tls_scratch = NULL;
+    tls_sess_cache_free(w->tls_sessions);
+    w->tls_sessions = NULL;
     conf_unref(w->conf);
     w->conf = NULL;
     atomic_fetch_sub(&w->srv->workers_running, 1);
@@ -313,5 +356,9 @@ int worker_start(worker_t *w)
 void worker_join(worker_t *w)
 {
     pthread_join(w->thread, NULL);
+}
+
+void worker_free(worker_t *w)
+{
     pthread_mutex_destroy(&w->mq_lock);
 }

@@ -15,16 +15,24 @@ struct server;
 struct accesslog;
 struct upool;
 
+/* A loop as plugins see it (pc_loop_t): the main loop has w NULL. */
+struct pc_loop {
+    uv_loop_t *uv;
+    struct worker *w;
+};
+
 /* Counters kept by one worker; summed for the stats output. */
+/* Written by the worker only, read by the main thread for `ctl stats`:
+ * atomics keep that read well-defined. */
 typedef struct worker_stats {
-    uint64_t connections;      /* accepted */
-    uint64_t refused;          /* over a limit or not allowed */
-    uint64_t requests;
-    uint64_t denied;
-    uint64_t errors;           /* 4xx/5xx made by the proxy */
-    uint64_t tunnels;
-    uint64_t bytes_in, bytes_out;
-    uint64_t upstream_new, upstream_reused;
+    _Atomic uint64_t connections;      /* accepted */
+    _Atomic uint64_t refused;          /* over a limit or not allowed */
+    _Atomic uint64_t requests;
+    _Atomic uint64_t denied;
+    _Atomic uint64_t errors;           /* 4xx/5xx made by the proxy */
+    _Atomic uint64_t tunnels;
+    _Atomic uint64_t bytes_in, bytes_out;
+    _Atomic uint64_t upstream_new, upstream_reused;
 } worker_stats_t;
 
 /*
@@ -38,6 +46,7 @@ typedef struct worker {
     int id;                     /* 1.. */
     struct server *srv;
     uv_loop_t loop;
+    struct pc_loop pcloop;
     pthread_t thread;
     uv_async_t async;
     pthread_mutex_t mq_lock;
@@ -57,6 +66,11 @@ typedef struct worker {
     struct upool *upool;
     iobuf_pool_t bufs;
     struct accesslog *alog;
+    struct defer_table *defers;  /* deferral tokens (hooks.c) */
+    struct mint_cache *mints;   /* leaf certificates minted for interception */
+    struct tls_sess_cache *tls_sessions;  /* resumable sessions to origins */
+    char *tls_scratch;          /* IOBUF_SIZE: where TLS connections read
+                                 * ciphertext before it goes into OpenSSL */
     worker_stats_t stats;
 } worker_t;
 
@@ -71,6 +85,7 @@ typedef struct worker_msg {
     struct accesslog_files *alog_files;  /* WMSG_CONF: reference passed over */
     void (*fn)(worker_t *w, void *arg);  /* WMSG_FUNC */
     void *arg;
+    void (*free_arg)(void *arg); /* WMSG_FUNC: frees arg if fn never runs */
 } worker_msg_t;
 
 /* Creates the worker's loop and state; fds are bound listening sockets it
@@ -78,9 +93,13 @@ typedef struct worker_msg {
 int worker_init(worker_t *w, struct server *srv, int id, conf_t *conf,
                 const int *fds, int nfds);
 int worker_start(worker_t *w);
-/* Queues msg (owned by the worker afterwards). Thread-safe. */
-void worker_post(worker_t *w, worker_msg_t *msg);
+/* Queues msg (owned by the worker afterwards). Thread-safe. Returns 0, or
+ * -1 when the worker has closed its queue (msg was freed, unrun). */
+int worker_post(worker_t *w, worker_msg_t *msg);
+/* Waits for the worker's thread to end. Its queue stays usable (messages
+ * posted now are dropped) until worker_free(). */
 void worker_join(worker_t *w);
+void worker_free(worker_t *w);
 
 /* The worker running on the calling thread, or NULL on the main thread. */
 worker_t *worker_current(void);

@@ -362,6 +362,13 @@ def term(*a):
 signal.signal(signal.SIGHUP, hup)
 signal.signal(signal.SIGUSR1, usr1)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if directive('ignore_term') else term)
+# Ready once the signals are handled, as the real daemon says it (systemd's
+# notify protocol).
+if os.environ.get('NOTIFY_SOCKET'):
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    addr = os.environ['NOTIFY_SOCKET']
+    n.sendto(b'READY=1', '\0' + addr[1:] if addr.startswith('@') else addr)
+    n.close()
 while True:
     signal.pause()
 '''

@@ -651,13 +651,18 @@ class Daemon:
                 diag('%s: address in use, retrying with port %s' % (self.name, self.port))
             err_mark = _size(self.stderr_path)
             log_mark = _size(self.error_log_path)
+            notify = self._notify_socket()
+            env = dict(os.environ)
+            env['NOTIFY_SOCKET'] = self._notify_name
             with open(self.stderr_path, 'ab') as errf:
                 self.proc = subprocess.Popen(
                     [self.binary] + list(self.extra_args) + ['-c', self.conf_path],
                     stdin=subprocess.DEVNULL, stdout=errf, stderr=subprocess.STDOUT,
-                    cwd=self.dir, start_new_session=True)
+                    cwd=self.dir, start_new_session=True, env=env)
             self.returncode = None
-            if self._wait_listening(timeout):
+            ready = self._wait_ready(notify, timeout)
+            notify.close()
+            if ready:
                 return self
             if self.running():
                 self.proc.kill()
@@ -681,6 +686,32 @@ class Daemon:
             log = _read_bytes(self.error_log_path, log_mark).decode('utf-8', 'replace')
             text += '\n--- %s (tail) ---\n%s' % (self.error_log_path, _tail(log))
         return text
+
+    def _notify_socket(self):
+        # The daemon speaks systemd's notify protocol: READY=1 once plugins
+        # are up and it serves, which "listening" alone does not prove.
+        # An abstract socket: no file, so a daemon that dropped privileges
+        # (user nobody) can still reach it.
+        name = 'pctest-notify-%d-%s-%s' % (os.getpid(), self.name, os.urandom(4).hex())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind('\0' + name)
+        self._notify_name = '@' + name
+        return sock
+
+    def _wait_ready(self, notify, timeout):
+        deadline = time.monotonic() + timeout
+        notify.settimeout(0.05)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                msg = notify.recv(4096)
+            except socket.timeout:
+                continue
+            if b'READY=1' in msg.split(b'\n'):
+                # Listening follows from ready; check it anyway.
+                return self._wait_listening(max(0.5, deadline - time.monotonic()))
+        return False
 
     def _wait_listening(self, timeout):
         addrs = self._listen_addrs()

@@ -147,8 +147,8 @@ static void test_defaults(void)
     is_int(c->max_connections, 4096, "default: max_connections 4096");
     is_int(c->max_connections_per_client, 256, "default: max_connections_per_client 256");
     is_int(c->max_header_size, 65536, "default: max_header_size 64k");
-    is_int(c->upstream_pool_size, 256, "default: upstream_pool_size 256");
-    is_int(c->upstream_pool_per_host, 16, "default: upstream_pool_per_host 16");
+    is_int(c->upstream_pool_size, 1024, "default: upstream_pool_size 1024");
+    is_int(c->upstream_pool_per_host, 128, "default: upstream_pool_per_host 128");
     is_int(c->workers, 1, "default: workers 1");
     is_int(atomic_load(&c->refs), 1, "new snapshot has one reference");
     ok(c->tree != NULL, "snapshot keeps the tree");
