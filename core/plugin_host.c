@@ -303,40 +303,44 @@ static void host_txn_block(pc_plugin_t *self, pc_txn_t *txn, int status,
 }
 
 /* Sets name to value in the note list *list (txn_note, conn_note). */
+/* One allocation per note: the node, then name and value behind it. */
+static txn_note_t *note_new(const char *name, const char *value)
+{
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    txn_note_t *n = malloc(sizeof(*n) + nl + vl);
+
+    if (n == NULL)
+        return NULL;
+    n->next = NULL;
+    n->name = (char *)(n + 1);
+    n->value = n->name + nl;
+    memcpy(n->name, name, nl);
+    memcpy(n->value, value, vl);
+    return n;
+}
+
+/* Sets name to value in the note list *list (txn_note, conn_note). */
 static void note_set(txn_note_t **list, const char *name, const char *value)
 {
-    txn_note_t *n;
+    txn_note_t **pp, *n;
 
     if (name == NULL || value == NULL)
         return;
-    for (n = *list; n; n = n->next) {
-        if (strcmp(n->name, name) == 0) {
-            char *v = strdup(value);
-            if (v) {
-                free(n->value);
-                n->value = v;
-            }
+    for (pp = list; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            if (strcmp((*pp)->value, value) == 0)
+                return;
+            n = note_new(name, value);
+            if (n == NULL)
+                return;
+            n->next = (*pp)->next;
+            free(*pp);
+            *pp = n;
             return;
         }
     }
-    n = calloc(1, sizeof(*n));
-    if (n == NULL)
-        return;
-    n->name = strdup(name);
-    n->value = strdup(value);
-    if (n->name == NULL || n->value == NULL) {
-        free(n->name);
-        free(n->value);
-        free(n);
-        return;
-    }
     /* Appended, so the log keeps the order notes were made in. */
-    {
-        txn_note_t **pp = list;
-        while (*pp)
-            pp = &(*pp)->next;
-        *pp = n;
-    }
+    *pp = note_new(name, value);
 }
 
 static void host_txn_note(pc_txn_t *txn, const char *name, const char *value)
@@ -354,9 +358,7 @@ void plugin_notes_free(txn_note_t *n)
 {
     while (n) {
         txn_note_t *next = n->next;
-        free(n->name);
-        free(n->value);
-        free(n);
+        free(n);  /* name and value live in the same block */
         n = next;
     }
 }

@@ -283,6 +283,29 @@ static void chown_logs(const conf_t *conf, uid_t uid, gid_t gid)
         if (chown(conf->access_logs[i].path, uid, gid) < 0)
             log_warn(0, "cannot give the access log '%s' to user '%s': %s",
                      conf->access_logs[i].path, conf->user, strerror(errno));
+    /* The pid file and the control socket too: the daemon empties and
+     * removes them at exit. */
+    if (conf->pid_file && chown(conf->pid_file, uid, gid) < 0)
+        log_warn(0, "cannot give the pid file '%s' to user '%s': %s",
+                 conf->pid_file, conf->user, strerror(errno));
+    if (conf->control_socket && chown(conf->control_socket, uid, gid) < 0 &&
+        errno != ENOENT)
+        log_warn(0, "cannot give the control socket '%s' to user '%s': %s",
+                 conf->control_socket, conf->user, strerror(errno));
+}
+
+/* At exit. Without write access to its directory (privileges dropped, the
+ * directory not handed over) the file is at least emptied, so no stale pid
+ * points at another process. */
+static void remove_pid_file(const char *path)
+{
+    int fd;
+
+    if (unlink(path) == 0 || errno == ENOENT)
+        return;
+    fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
 }
 
 static int drop_privileges(const conf_t *conf, char *err, size_t errlen)
@@ -707,7 +730,7 @@ void server_abandon(server_t *srv)
     control_stop();
     uv_run(srv->loop, UV_RUN_NOWAIT);
     if (srv->pid_written && srv->conf && srv->conf->pid_file)
-        unlink(srv->conf->pid_file);
+        remove_pid_file(srv->conf->pid_file);
     listeners_free(srv->listeners, srv->nlisteners, 1, srv->nworkers);
     accesslog_files_unref(srv->alog_files);
     conf_unref(srv->conf);
@@ -728,7 +751,7 @@ int server_run(server_t *srv)
         worker_join(&srv->workers[i]);
     log_notice(0, "stopped");
     if (srv->pid_written && srv->conf->pid_file)
-        unlink(srv->conf->pid_file);
+        remove_pid_file(srv->conf->pid_file);
     listeners_free(srv->listeners, srv->nlisteners, 0, srv->nworkers);
     accesslog_files_unref(srv->alog_files);
     /* The last configuration goes first (plugins free their objects),

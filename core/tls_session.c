@@ -7,7 +7,7 @@
 
 #include "tls_session.h"
 
-#define PER_KEY 4        /* sessions kept per origin (tickets come in pairs) */
+#define PER_KEY 8        /* sessions kept per origin (tickets come in pairs) */
 #define DEFAULT_KEYS 1024
 
 typedef struct sess_entry {
@@ -126,14 +126,24 @@ SSL_SESSION *tls_sess_take(tls_sess_cache_t *c, const char *key)
     time_t now = time(NULL);
 
     while (e && e->n > 0) {
-        SSL_SESSION *s = e->s[--e->n];
+        SSL_SESSION *s = e->s[e->n - 1];
         /* An expired one would only cost a full handshake; skip it. */
-        if ((time_t)SSL_SESSION_get_time(s) + (time_t)SSL_SESSION_get_timeout(s) > now) {
-            if (e->n == 0)
-                entry_drop(c, e);
+        if ((time_t)SSL_SESSION_get_time(s) + (time_t)SSL_SESSION_get_timeout(s) <= now) {
+            e->n--;
+            SSL_SESSION_free(s);
+            continue;
+        }
+        /* The last one stays for the next connection too: tickets of a
+         * burst of new tunnels arrive after their handshakes, and one more
+         * full handshake per tunnel would be the price of single use. The
+         * ticket links nothing the origin does not know anyway: every
+         * connection comes from the proxy. */
+        if (e->n == 1) {
+            SSL_SESSION_up_ref(s);
             return s;
         }
-        SSL_SESSION_free(s);
+        e->n--;
+        return s;
     }
     if (e)
         entry_drop(c, e);

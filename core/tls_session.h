@@ -21,8 +21,11 @@
  * (and so the trust store) changes.
  *
  * One cache per worker, used on its loop thread only. TLS 1.3 tickets are
- * used once (RFC 8446 appendix C.4): tls_sess_take() removes what it
- * returns; each resumed connection brings fresh tickets.
+ * used once while there are others (RFC 8446 appendix C.4: each resumed
+ * connection brings fresh ones); the last one of an origin is used again
+ * until a fresh one arrives, so a burst of new tunnels does not fall back
+ * to full handshakes. That links connections only for the origin, and they
+ * all come from the proxy anyway.
  */
 
 typedef struct tls_sess_cache tls_sess_cache_t;
@@ -37,8 +40,9 @@ void tls_sess_cache_clear(tls_sess_cache_t *c);
 /* Writes the key of an origin into buf. */
 void tls_sess_key(char *buf, size_t len, const char *verify_name, const char *sni,
                   unsigned port);
-/* Takes the newest session stored for key (the caller owns it:
- * SSL_set_session(), then SSL_SESSION_free()), or NULL. */
+/* Takes the newest session stored for key (the caller owns a reference:
+ * SSL_set_session(), then SSL_SESSION_free()), or NULL. The last one of a
+ * key stays in the cache as well. */
 SSL_SESSION *tls_sess_take(tls_sess_cache_t *c, const char *key);
 /* Stores sess under key, taking over the caller's reference; the oldest
  * sessions of the key, or the least recently used key, make room. */

@@ -136,13 +136,8 @@ void txn_free(txn_t *t)
     free(t->sni);
     free(t->block.reason);
     free(t->block.category);
-    while (t->notes) {
-        txn_note_t *n = t->notes;
-        t->notes = n->next;
-        free(n->name);
-        free(n->value);
-        free(n);
-    }
+    plugin_notes_free(t->notes);
+    t->notes = NULL;
     free(t->slots);
     free(t->slot_dtors);
     dns_query_cancel(t->dnsq);
