@@ -1,6 +1,8 @@
 /* client.c - one client connection: reading and parsing requests, keep-alive, timeouts. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "hooks.h"
@@ -92,6 +94,19 @@ void client_close(client_t *c)
 
 /* ---- timeouts ----------------------------------------------------------- */
 
+/* Makes the close of c a reset (SO_LINGER 0), for a client that stopped
+ * reading: what the kernel still holds for it is dropped at once, instead
+ * of an orphaned socket trying to push it out for minutes (a slow-read
+ * attack's hold on memory; nginx's reset_timedout_connection). */
+static void client_reset_on_close(client_t *c)
+{
+    struct linger lg = {1, 0};
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void on_client_timer(uv_timer_t *timer);
 
 /* When the connection's current deadline falls, or 0 for none. */
@@ -170,10 +185,11 @@ static void on_client_timer(uv_timer_t *timer)
         }
         return;
     case CL_TXN:
-        if (c->out.pending > 0)
+        if (c->out.pending > 0) {
             log_info(c->id, "client %s timed out reading the response",
                      c->addr_text);
-        else
+            client_reset_on_close(c);
+        } else
             log_info(c->id, "client %s timed out sending the request body",
                      c->addr_text);
         if (t)
@@ -525,7 +541,13 @@ static int on_req_version(llhttp_t *p, const char *at, size_t len)
 {
     client_t *c = p->data;
 
-    if (span_ended(c, at, len) && at[len] == '\n' && p->method != HTTP_CONNECT) {
+    if (!span_ended(c, at, len)) {
+        /* The version has a fixed length, so llhttp ends it without the
+         * empty piece that tells the byte after a target or a value: when
+         * it ran to the end of a read, client_parse looks at the first
+         * byte of the next one (TCP may cut the line anywhere). */
+        c->version_at_end = 1;
+    } else if (at[len] == '\n' && p->method != HTTP_CONNECT) {
         llhttp_set_error_reason(p, "bare LF after the request line");
         return HPE_USER;
     }
@@ -625,6 +647,18 @@ static int on_req_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* Refuses the request being parsed: status, and "reason (ename)" for the
+ * log. */
+static void bad_head(client_t *c, int status, const char *reason, const char *ename)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "%s (%s)", reason, ename);
+    c->state = CL_TXN;
+    c->parse_paused = 1;
+    txn_bad_request(c, c->txn, status, why);
+}
+
 /* Hands parsed input to the transaction. The parser stops at each request's
  * head (until the transaction has an upstream for the body) and at its end
  * (until the response is done), so pipelined requests wait their turn in
@@ -643,6 +677,14 @@ static void client_parse(client_t *c)
         iobuf_t *b = c->in;
 
         c->pause = PAUSE_NONE;
+        if (c->version_at_end) {
+            /* on_req_version's check, on the byte after the version. */
+            c->version_at_end = 0;
+            if (*p == '\n' && c->parser.method != HTTP_CONNECT) {
+                bad_head(c, 400, "bare LF after the request line", "HPE_USER");
+                break;
+            }
+        }
         err = llhttp_execute(&c->parser, p, n);
         used = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&c->parser) - p);
         c->in_off += used;
@@ -686,15 +728,8 @@ static void client_parse(client_t *c)
                                   "The proxy could not store the upload for checking.");
             break;
         }
-        {
-            int status = c->bad_status ? c->bad_status : 400;
-            char why[160];
-            snprintf(why, sizeof(why), "%s (%s)", llhttp_get_error_reason(&c->parser),
-                     llhttp_errno_name(err));
-            c->state = CL_TXN;
-            c->parse_paused = 1;
-            txn_bad_request(c, c->txn, status, why);
-        }
+        bad_head(c, c->bad_status ? c->bad_status : 400,
+                 llhttp_get_error_reason(&c->parser), llhttp_errno_name(err));
         break;
     }
     c->in_parse = 0;
@@ -797,6 +832,7 @@ void client_tls_begin(client_t *c, tls_io_t *io, struct client_tls *tlsc)
      * the session start a new stream. */
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
+    c->version_at_end = 0;
 }
 
 void client_drain(client_t *c)
@@ -829,7 +865,7 @@ static void on_refused_close(uv_handle_t *h)
     free(h);
 }
 
-void client_accept(worker_t *w, uv_stream_t *server)
+void client_accept(worker_t *w, int fd)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -841,14 +877,17 @@ void client_accept(worker_t *w, uv_stream_t *server)
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         log_crit(0, "out of memory accepting a connection");
+        close(fd);
         return;
     }
     if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
         free(c);
+        close(fd);
         return;
     }
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    if (uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);
         uv_close((uv_handle_t *)&c->tcp, on_refused_close);
         return;
     }

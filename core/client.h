@@ -65,6 +65,9 @@ typedef struct client {
     int handles;             /* open libuv handles; freed when 0 */
     int bad_status;          /* 414/431 chosen by a parser callback */
     int value_eol;           /* a header value's line ended, its field did not */
+    int version_at_end;      /* the request line's version ran to the end of
+                              * the input: the bare-LF check waits for the
+                              * next byte (client_parse) */
     const char *block_plugin;  /* blocked at ACCEPT by this plugin */
     int block_status;
     char *block_reason;
@@ -81,9 +84,9 @@ typedef struct client {
     int in_pump;             /* client_tls_pump() is on the stack */
 } client_t;
 
-/* Accepts a connection from server (the listener). Never fails loudly: on
- * error the connection is dropped and logged. */
-void client_accept(worker_t *w, uv_stream_t *server);
+/* Takes over fd, a connection the worker's listener accepted (worker.c).
+ * Never fails loudly: on error the connection is closed and logged. */
+void client_accept(worker_t *w, int fd);
 
 /* The transaction released the parser: parse the request body or the next
  * pipelined request. */

@@ -263,6 +263,33 @@ static int set_allow_clients(conf_t *conf, struct build *b, const conf_node_t *n
     return 0;
 }
 
+/* 1 when h[0..n) is the HOST of a PAC "PROXY HOST:PORT": a name of
+ * letters, digits and '-' in dot-separated labels, or an IPv6 address in
+ * brackets. */
+static int proxy_host_ok(const char *h, size_t n)
+{
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        char a[NETADDR_STRLEN];
+        netaddr_t addr;
+        if (n - 2 >= sizeof(a))
+            return 0;
+        memcpy(a, h + 1, n - 2);
+        a[n - 2] = '\0';
+        return strchr(a, ':') != NULL && netaddr_parse(a, &addr) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (i == 0 || h[i - 1] == '.' || i + 1 == n)
+                return 0;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c == '-')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
 /* Appends every argument to the conf_strlist_t at d->offset, after
  * checking it with the kind in d->lo: 0 any word, 1 CIDR, 2 domain, 3
  * HOST:PORT. */
@@ -292,17 +319,10 @@ static int set_strlist(conf_t *conf, struct build *b, const conf_node_t *n,
         } else if (d->lo == 3) {
             const char *colon = strrchr(s, ':');
             uint16_t port;
-            if (colon == NULL || colon == s || netaddr_parse_port(colon + 1, &port) < 0) {
+            if (colon == NULL || colon == s || netaddr_parse_port(colon + 1, &port) < 0 ||
+                !proxy_host_ok(s, (size_t)(colon - s))) {
                 snprintf(err, errlen, "'%s' is not HOST:PORT", s);
                 return -1;
-            }
-            for (const char *p = s; p < colon; p++) {
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-                      *p == '[' || *p == ']' || *p == ':')) {
-                    snprintf(err, errlen, "'%s' is not HOST:PORT", s);
-                    return -1;
-                }
             }
         }
         nv = realloc(l->v, (size_t)(l->n + 1) * sizeof(*nv));
@@ -881,7 +901,7 @@ static int set_defaults(conf_t *conf)
     conf->max_header_size = 64 * KB;
     conf->upstream_pool_size = 1024;
     conf->upstream_pool_per_host = 128;
-    conf->workers = 1;
+    conf->workers = 0;  /* one per CPU */
     conf->body_memory_limit = 1 * MB;
     conf->spool_max = 1024 * MB;
     conf->hold_trickle_after = 10 * SEC;
@@ -1035,6 +1055,11 @@ conf_t *conf_core_build(conf_tree_t *tree, const char *path, char *err,
 nomem:
     snprintf(err, errlen, "%s: out of memory", path != NULL ? path : root->file);
 fail:
+    /* Messages quote words, and a quoted word may hold "\n": the message
+     * stays one line (-t output, the error log). */
+    for (char *e = err; errlen > 0 && *e; e++)
+        if ((unsigned char)*e < 0x20 || *e == 0x7f)
+            *e = '?';
     free(b.first);
     free(b.listen_at);
     free(b.log_at);

@@ -146,6 +146,11 @@ static void perr(struct parser *p, const char *file, int line, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
     va_end(ap);
+    /* A path or word may hold "\n" (a quoted escape): the message stays
+     * one line (-t output, the error log). */
+    for (char *e = p->err; *e; e++)
+        if ((unsigned char)*e < 0x20 || *e == 0x7f)
+            *e = '?';
 }
 
 static int tok_put(struct parser *p, char c)
@@ -243,7 +248,10 @@ static enum read_status read_whole(const char *path, char **text, size_t *len,
 
     *text = NULL;
     *eno = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO for reading waits for a writer, before
+     * the S_ISREG check below could refuse it. It changes nothing for a
+     * regular file. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         *eno = errno;
         return READ_OPEN;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "control_args.h"
 #include "http_msg.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -144,51 +145,6 @@ static int cmd_help(pc_ctl_t *ctl)
     return 0;
 }
 
-/* Splits line into words; "..." groups words and understands \" and \\.
- * Returns the count, or -1 with *why set. */
-static int split_args(char *line, char **argv, int max, const char **why)
-{
-    int argc = 0;
-    char *p = line;
-
-    while (*p) {
-        char *out;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
-        if (argc == max) {
-            *why = "too many arguments";
-            return -1;
-        }
-        argv[argc++] = out = p;
-        if (*p == '"') {
-            p++;
-            while (*p && *p != '"') {
-                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-                    p++;
-                *out++ = *p++;
-            }
-            if (*p != '"') {
-                *why = "unterminated quote";
-                return -1;
-            }
-            p++;
-            if (*p && *p != ' ' && *p != '\t') {
-                *why = "junk after a closing quote";
-                return -1;
-            }
-        } else {
-            while (*p && *p != ' ' && *p != '\t')
-                *out++ = *p++;
-        }
-        if (*p)
-            p++;
-        *out = '\0';
-    }
-    return argc;
-}
-
 /* ---- connections -------------------------------------------------------- */
 
 static void on_ctl_close(uv_handle_t *h)
@@ -257,7 +213,7 @@ static void ctl_run(pc_ctl_t *ctl)
             return;
         }
     }
-    argc = split_args(ctl->line, argv, CTL_ARGS_MAX, &why);
+    argc = control_split_args(ctl->line, argv, CTL_ARGS_MAX, &why);
     if (argc < 0) {
         ctl_finish(ctl, 0, why);
         return;

@@ -273,6 +273,14 @@ int http_msg_has_ctl(const http_msg_t *m)
     return 0;
 }
 
+int http_msg_has_empty_name(const http_msg_t *m)
+{
+    for (unsigned i = 0; i < m->nfields; i++)
+        if (m->fields[i].name_len == 0)
+            return 1;
+    return 0;
+}
+
 /* Field names that never travel past one connection (RFC 9110 7.6.1, RFC
  * 9112 for the framing fields, plus the deprecated Proxy-Connection and the
  * proxy's own authentication fields). */
@@ -286,6 +294,12 @@ static int remove_token_field(const char *tok, size_t len, void *arg)
 {
     http_msg_t *m = arg;
 
+    /* "Connection: Connection, X-A" must not delete the Connection fields
+     * yet: each_token() skips deleted fields, so the tokens of a later
+     * Connection field (X-A) would never be read. Both go below anyway. */
+    if ((len == 10 && strncasecmp(tok, "Connection", 10) == 0) ||
+        (len == 16 && strncasecmp(tok, "Proxy-Connection", 16) == 0))
+        return 0;
     for (unsigned i = 0; i < m->nfields; i++) {
         http_field_t *f = &m->fields[i];
         if (!f->deleted && f->name_len == len &&

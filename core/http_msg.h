@@ -65,6 +65,10 @@ int http_msg_has_token(const http_msg_t *m, const char *name,
                        const char *token);
 /* 1 when the value holds a bare CR, LF or NUL (obs-fold or smuggling). */
 int http_msg_has_ctl(const http_msg_t *m);
+/* 1 when a field has an empty name (a line ": value"): llhttp lets it
+ * through, RFC 9110 5.1 wants a token, and a next hop could read such a
+ * line in any way. */
+int http_msg_has_empty_name(const http_msg_t *m);
 
 /* Removes the hop-by-hop fields of RFC 9110 section 7.6.1 and those named in
  * Connection, plus the framing fields (Content-Length, Transfer-Encoding),

@@ -15,10 +15,15 @@
 #include "txn.h"
 
 /* The set-up of one CONNECT, from the 200 to the interception (or not). */
+/* What to do once a connection made after the 200 is up. */
+enum after_connect { AFTER_NONE, AFTER_SPLICE, AFTER_HANDSHAKE };
+
 typedef struct intercept {
     sni_info_t hello;
+    enum after_connect after;  /* waiting for a connection made late */
     int have_hello;            /* hello holds the client's ClientHello */
     int blocked;               /* the tunnel is blocked: a page or an alert */
+    int recorded;              /* the block was logged (txn_block_record) */
     enum client_tls_mode mode;
     char host[URL_HOST_MAX + 1];  /* the tunnel's name: the SNI, else the
                                    * CONNECT host */
@@ -64,6 +69,17 @@ void intercept_client_free(client_tls_t *ct)
 /* Ends a tunnel after the 200 without a session: a TLS alert (alert > 0)
  * for a client that spoke TLS, then the log line (TCP_DENIED/403 for a
  * block, else the code the caller set) and the close. */
+/* Logs a block once (the error log line, the event, the counters). */
+static void record_block(txn_t *t)
+{
+    if (t->icp && t->icp->recorded)
+        return;
+    if (t->icp)
+        t->icp->recorded = 1;
+    txn_block_record(t);
+    t->status = t->block.status;
+}
+
 static void refuse(txn_t *t, int alert)
 {
     client_t *c = t->c;
@@ -74,10 +90,8 @@ static void refuse(txn_t *t, int alert)
         if (outq_copy(&c->out, rec, sizeof(rec)) == 0)
             t->bytes_out += sizeof(rec);
     }
-    if (t->blocked) {
-        txn_block_record(t);
-        t->status = t->block.status;
-    }
+    if (t->blocked)
+        record_block(t);
     txn_end(t);
 }
 
@@ -100,6 +114,24 @@ void intercept_peek_start(txn_t *t)
     client_timer_update(c);
     if (c->in && c->in_off < c->in_len)
         intercept_client_data(t);
+}
+
+int intercept_pool_shortcut(txn_t *t)
+{
+    char key[URL_HOST_MAX + 32];
+    const char *why;
+
+    snprintf(key, sizeof(key), "https:%s:%u", t->url.host, t->url.port);
+    if (!tls_port_requires_tls(t->conf, t->url.port) || !upool_has(t->w->upool, key) ||
+        !tls_intercept_decide(t->conf, &t->c->addr, NULL, t->url.host, t->intercept_vote,
+                              &why) ||
+        icp_get(t) == NULL)
+        return -1;
+    t->w->stats.tunnels++;
+    if (tunnel_established(t) < 0)
+        return 0;
+    intercept_peek_start(t);
+    return 0;
 }
 
 int intercept_block_connect(txn_t *t)
@@ -195,8 +227,8 @@ void intercept_client_eof(txn_t *t, int status)
 {
     log_debug(t->c->id, "client closed the tunnel to %s before it was set up (%s)",
               t->target, uv_strerror(status));
-    if (t->icp && t->icp->blocked && !t->ended)
-        txn_block_record(t);
+    if (t->blocked)
+        record_block(t);
     txn_end(t);
 }
 
@@ -238,6 +270,18 @@ void intercept_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
 
 void intercept_upstream_eof(txn_t *t, int status)
 {
+    upstream_t *up = t->up;
+
+    /* A verified connection (from the pool, or after the handshake) that
+     * the site closed while the client handshake runs: the requests will
+     * make a new one. */
+    if (t->icp && t->icp->mode == CTLS_PASS && up && up->tls && up->tls->done) {
+        log_debug(t->c->id, "upstream %s closed its idle connection (%s)", up->addr_text,
+                  uv_strerror(status));
+        upstream_close(up);
+        t->up = NULL;
+        return;
+    }
     log_info(t->c->id, "upstream of the tunnel to %s closed before it was set up (%s), "
              "client: %s", t->target, uv_strerror(status), t->c->addr_text);
     txn_end(t);
@@ -247,10 +291,65 @@ void intercept_upstream_eof(txn_t *t, int status)
 
 static void block_after_200(txn_t *t);
 static void upstream_handshake(txn_t *t);
+static void mint(txn_t *t, X509 *upstream);
+
+/* Connects now, for a tunnel that answered 200 without a connection. */
+static void connect_late(txn_t *t, enum after_connect after)
+{
+    t->icp->after = after;
+    client_flow_stop(t->c);
+    txn_resolve(t);
+}
+
+void intercept_connected(txn_t *t)
+{
+    intercept_t *icp = t->icp;
+    enum after_connect after = icp ? icp->after : AFTER_NONE;
+
+    if (icp)
+        icp->after = AFTER_NONE;
+    if (after == AFTER_SPLICE)
+        tunnel_splice(t);
+    else if (after == AFTER_HANDSHAKE)
+        upstream_handshake(t);
+    else
+        txn_end(t);
+}
+
+/* A verified idle connection to the tunnel's site from the pool, in place
+ * of a new handshake: returns 1 when one was taken (t->up), 0 when none,
+ * -1 when a plugin blocked its address (t blocked, not ended). */
+static int take_pooled(txn_t *t)
+{
+    intercept_t *icp = t->icp;
+    char key[URL_HOST_MAX + 32];
+    upstream_t *up;
+
+    snprintf(key, sizeof(key), "https:%s:%u", icp->host, t->url.port);
+    up = upool_take(t->w->upool, key);
+    if (up == NULL)
+        return 0;
+    /* Judged like a reused connection of a plain request (txn_route). */
+    t->upstream_addr = up->addr;
+    t->has_upstream_addr = 1;
+    if (hooks_run_sync(t, PC_HOOK_UPSTREAM_ADDR) == PC_BLOCK) {
+        upstream_close(up);
+        return -1;
+    }
+    if (t->up)
+        upstream_close(t->up);  /* the connection made for the CONNECT */
+    t->up = up;
+    up->txn = t;
+    upstream_timer(up, 0);
+    snprintf(t->hier, sizeof(t->hier), "HIER_DIRECT/%s", up->addr_text);
+    t->w->stats.upstream_reused++;
+    return 1;
+}
 
 static void sni_hooks_done(txn_t *t, int verdict)
 {
     const char *why;
+    int rc;
 
     if (verdict == PC_BLOCK) {
         block_after_200(t);
@@ -260,10 +359,29 @@ static void sni_hooks_done(txn_t *t, int verdict)
                               &why)) {
         log_debug(t->c->id, "tunnel to %s spliced (%s)", t->icp->host, why);
         txn_note(t, "tls", "spliced");
-        tunnel_splice(t);
+        if (t->up == NULL)
+            connect_late(t, AFTER_SPLICE);
+        else
+            tunnel_splice(t);
         return;
     }
-    upstream_handshake(t);
+    /* The site was verified on an idle connection of the pool: no second
+     * handshake is needed to know it (and that connection serves the
+     * first request). */
+    rc = take_pooled(t);
+    if (rc < 0) {
+        block_after_200(t);
+        return;
+    }
+    if (rc > 0) {
+        t->icp->mode = CTLS_PASS;
+        mint(t, SSL_get0_peer_certificate(t->up->tls->ssl));
+        return;
+    }
+    if (t->up == NULL)
+        connect_late(t, AFTER_HANDSHAKE);
+    else
+        upstream_handshake(t);
 }
 
 static void hello_ready(txn_t *t)
@@ -323,6 +441,9 @@ static void client_handshake(txn_t *t, SSL_CTX *ctx)
         refuse(t, TLS_ALERT_HANDSHAKE_FAILURE);
         return;
     }
+    /* One TLS 1.3 ticket per connection (OpenSSL sends two): each costs an
+     * encrypted copy of the session, and a browser resumes with one. */
+    SSL_set_num_tickets(icp->client->ssl, 1);
     c->deadline = uv_now(&t->w->loop) + t->conf->tls_peek_timeout;
     client_timer_update(c);
     client_flow_start(c);
@@ -383,8 +504,7 @@ static void block_after_200(txn_t *t)
     /* The page is ours: no origin is asked, and nothing of one could ever
      * pass through this session. */
     icp->mode = CTLS_BLOCK;
-    txn_block_record(t);
-    t->status = t->block.status;
+    record_block(t);
     if (t->up) {
         upstream_close(t->up);
         t->up = NULL;

@@ -53,6 +53,15 @@ typedef struct client_tls {
 
 /* tunnel.c: the CONNECT was answered with 200; read the ClientHello. */
 void intercept_peek_start(struct txn *t);
+/* tunnel.c: the CONNECT hooks let it pass. Returns 0 when the tunnel can do
+ * without a new upstream connection (a client that may be intercepted, a
+ * port that requires TLS, and a verified idle connection to the site in
+ * the pool: the site is reachable) and the 200 was sent; -1 when the
+ * caller connects as usual. */
+int intercept_pool_shortcut(struct txn *t);
+/* tunnel.c: a connection made after the 200 (the shortcut's site turned
+ * out to need one) is up. */
+void intercept_connected(struct txn *t);
 /* tunnel.c: a CONNECT hook blocked. Returns 0 when the block will be shown
  * inside an interception (the 200 was sent), -1 when the caller answers
  * the CONNECT with the block page as usual. */

@@ -24,27 +24,110 @@ static const char *const default_bypass[] = {
     "169.254.0.0/16", NULL,
 };
 
-/* "10.0.0.0/8" -> isInNet arguments "10.0.0.0", "255.0.0.0" (IPv4 only:
- * isInNet has no IPv6 form in the classic PAC API). */
-static int cidr_to_mask(const char *cidr, char *net, size_t nlen, char *mask,
-                        size_t mlen)
-{
-    const char *slash = strchr(cidr, '/');
-    unsigned a, b, c, d, bits = 32;
-    uint32_t m;
+/* An address as a 128-bit number, IPv4 in its mapped form ::ffff:a.b.c.d
+ * (the order netaddr's sets use). */
+typedef struct pac_key {
+    uint64_t hi, lo;
+} pac_key_t;
 
-    if (slash) {
-        if (sscanf(slash + 1, "%u", &bits) != 1 || bits > 32)
-            return -1;
+static pac_key_t key_of(const netaddr_t *a)
+{
+    pac_key_t k = {0, 0};
+
+    if (a->family == AF_INET) {
+        k.lo = 0xffff00000000ull | (uint64_t)a->a[0] << 24 | (uint64_t)a->a[1] << 16 |
+               (uint64_t)a->a[2] << 8 | a->a[3];
+        return k;
     }
-    if (sscanf(cidr, "%u.%u.%u.%u", &a, &b, &c, &d) != 4 || a > 255 || b > 255 ||
-        c > 255 || d > 255)
-        return -1;
-    m = bits ? 0xffffffffu << (32 - bits) : 0;
-    snprintf(net, nlen, "%u.%u.%u.%u", a, b, c, d);
-    snprintf(mask, mlen, "%u.%u.%u.%u", m >> 24, (m >> 16) & 255, (m >> 8) & 255,
-             m & 255);
-    return 0;
+    for (int i = 0; i < 8; i++)
+        k.hi = k.hi << 8 | a->a[i];
+    for (int i = 8; i < 16; i++)
+        k.lo = k.lo << 8 | a->a[i];
+    return k;
+}
+
+static int key_lt(pac_key_t a, pac_key_t b)
+{
+    return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
+}
+
+/* Writes the isInNet() tests that send exactly the IPv4 addresses of one
+ * network entry DIRECT: "10.0.0.0/8", "10.0.0.5", a range
+ * "10.0.0.5-10.0.0.50" (as the CIDR blocks that cover it), and the IPv4
+ * part of an IPv6 entry ("::ffff:10.0.0.0/104", "::/0"), as netaddr's set
+ * reads them. isInNet() has no IPv6 form in the classic PAC API, so the
+ * rest of an IPv6 entry has none either. The entry was checked by the
+ * configuration (netaddr_set_add_text); one that does not parse is
+ * skipped. */
+static void add_innet(strbuf_t *s, const char *entry)
+{
+    static const pac_key_t v4lo = {0, 0xffff00000000ull}, v4hi = {0, 0xffffffffffffull};
+    char buf[128];
+    char *dash, *slash;
+    netaddr_t a, b;
+    pac_key_t lo, hi;
+    uint64_t x, end;
+
+    if (strlen(entry) >= sizeof(buf))
+        return;
+    strcpy(buf, entry);
+    dash = strchr(buf, '-');
+    slash = strchr(buf, '/');
+    if (dash) {
+        *dash = '\0';
+        if (netaddr_parse(buf, &a) < 0 || netaddr_parse(dash + 1, &b) < 0)
+            return;
+        lo = key_of(&a);
+        hi = key_of(&b);
+    } else {
+        unsigned long bits = 128;
+        if (slash) {
+            *slash = '\0';
+            bits = strtoul(slash + 1, NULL, 10);
+            if (strchr(buf, ':') == NULL)
+                bits += 96;  /* "/8" after an IPv4 address */
+            if (bits > 128)
+                return;
+        }
+        if (netaddr_parse(buf, &a) < 0)
+            return;
+        lo = hi = key_of(&a);
+        if (bits <= 64) {
+            uint64_t m = bits ? ~0ull << (64 - bits) : 0;
+            lo.hi &= m;
+            hi.hi |= ~m;
+            lo.lo = 0;
+            hi.lo = ~0ull;
+        } else {
+            uint64_t m = ~0ull << (128 - bits);
+            lo.lo &= m;
+            hi.lo |= ~m;
+        }
+    }
+    /* Only the IPv4 part: [::ffff:0.0.0.0, ::ffff:255.255.255.255]. */
+    if (key_lt(hi, v4lo) || key_lt(v4hi, lo) || key_lt(hi, lo))
+        return;
+    if (key_lt(lo, v4lo))
+        lo = v4lo;
+    if (key_lt(v4hi, hi))
+        hi = v4hi;
+    /* The largest aligned blocks, from the bottom up. */
+    for (x = lo.lo & 0xffffffffull, end = hi.lo & 0xffffffffull; x <= end;) {
+        unsigned bits = 32;
+        uint32_t m;
+        while (bits > 0) {
+            uint64_t size = 1ull << (33 - bits);
+            if ((x & (size - 1)) != 0 || x + size - 1 > end)
+                break;
+            bits--;
+        }
+        m = bits ? 0xffffffffu << (32 - bits) : 0;
+        strbuf_addf(s, "        if (isInNet(host, \"%u.%u.%u.%u\", \"%u.%u.%u.%u\"))\n"
+                       "            return \"DIRECT\";\n",
+                    (unsigned)(x >> 24), (unsigned)(x >> 16) & 255, (unsigned)(x >> 8) & 255,
+                    (unsigned)x & 255, m >> 24, (m >> 16) & 255, (m >> 8) & 255, m & 255);
+        x += 1ull << (32 - bits);
+    }
 }
 
 /* Only characters safe inside a JavaScript string literal reach the file:
@@ -83,12 +166,7 @@ char *pac_generate(const conf_t *conf, const char *local_addr, uint16_t local_po
     {
         int n = conf->pac_bypass_networks_given ? conf->pac_bypass_networks.n : -1;
         for (int i = 0; n < 0 ? default_bypass[i] != NULL : i < n; i++) {
-            const char *cidr = n < 0 ? default_bypass[i] : conf->pac_bypass_networks.v[i];
-            char net[32], mask[32];
-            if (cidr_to_mask(cidr, net, sizeof(net), mask, sizeof(mask)) < 0)
-                continue;  /* IPv6: no classic PAC form */
-            strbuf_addf(&s, "        if (isInNet(host, \"%s\", \"%s\"))\n"
-                            "            return \"DIRECT\";\n", net, mask);
+            add_innet(&s, n < 0 ? default_bypass[i] : conf->pac_bypass_networks.v[i]);
         }
     }
     strbuf_adds(&s, "    }\n    return \"");

@@ -6,9 +6,11 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,7 +30,7 @@ struct srv_client_slot {
 
 /* ---- sockets ------------------------------------------------------------ */
 
-int server_bind(const netaddr_port_t *addr, char *err, size_t errlen)
+int server_bind(const netaddr_port_t *addr, int flags, char *err, size_t errlen)
 {
     int fd, on = 1, off = 0, e;
     int family = addr->ss.ss_family;
@@ -40,6 +42,13 @@ int server_bind(const netaddr_port_t *addr, char *err, size_t errlen)
         return -e;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if ((flags & SRV_BIND_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
+        e = errno;
+        snprintf(err, errlen, "listen %s: SO_REUSEPORT: %s", addr->text, strerror(e));
+        close(fd);
+        return -e;
+    }
     if (family == AF_INET6) {
         /* "[::]:3128" and "*:3128" take IPv4 too; a specific IPv6 address
          * only itself. */
@@ -48,13 +57,65 @@ int server_bind(const netaddr_port_t *addr, char *err, size_t errlen)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &off : &on, sizeof(on));
     }
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
-        listen(fd, 4096) < 0) {
+        (!(flags & SRV_BIND_PROBE) && listen(fd, 4096) < 0)) {
         e = errno;
         snprintf(err, errlen, "listen %s: %s", addr->text, strerror(e));
         close(fd);
         return -e;
     }
     return fd;
+}
+
+/*
+ * Binds the sockets of one listen address, one per worker, into fds.
+ * Returns 0, or -1 with err set and nothing left open.
+ *
+ * Several workers get a SO_REUSEPORT group: one socket each, and the
+ * kernel spreads new connections over them by a hash of the addresses and
+ * ports, so each loop accepts only its own share and no loop is woken for
+ * a connection another one takes. (A single socket shared by every loop
+ * wakes all of them for each connection, and the first awake takes the
+ * whole burst: bench/README.md has the numbers.)
+ *
+ * Linux lets a socket join a reuseport group only when its process has the
+ * effective uid of the group's first socket: root's at start (the daemon
+ * binds before dropping privileges), the "user" one for an address added
+ * by a reload. Another process of that uid could join the group and get a
+ * share of the connections; one that is already listening is caught here:
+ * the address is first bound without SO_REUSEPORT, which fails with
+ * EADDRINUSE when anything listens on it, exactly as a single socket
+ * would. The window between that probe and the group's first bind is the
+ * only one left.
+ */
+static int listener_bind(srv_listener_t *l, int nworkers, char *err, size_t errlen)
+{
+    int fd, k;
+
+    if (nworkers == 1) {
+        fd = server_bind(&l->addr, 0, err, errlen);
+        if (fd < 0)
+            return -1;
+        l->fds[0] = fd;
+        return 0;
+    }
+    fd = server_bind(&l->addr, SRV_BIND_PROBE, err, errlen);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    for (k = 0; k < nworkers; k++) {
+        fd = server_bind(&l->addr, SRV_BIND_REUSEPORT, err, errlen);
+        if (fd < 0)
+            goto fail;
+        l->fds[k] = fd;
+    }
+    return 0;
+fail:
+    for (k = 0; k < nworkers; k++) {
+        if (l->fds[k] >= 0)
+            close(l->fds[k]);
+        l->fds[k] = -1;
+    }
+    return -1;
 }
 
 static void listeners_free(srv_listener_t *l, int n, int close_fds, int nworkers)
@@ -103,23 +164,8 @@ static srv_listener_t *listeners_build(const conf_t *conf, srv_listener_t *old,
         }
         if (reused)
             continue;
-        /* One socket per worker in a SO_REUSEPORT group would balance
-         * better, but lets a second process join the group silently; a
-         * shared socket accepted by every worker's loop is safe. */
-        {
-            int fd = server_bind(&l[i].addr, err, errlen);
-            if (fd < 0)
-                goto fail;
-            l[i].fds[0] = fd;
-            for (int k = 1; k < nworkers; k++) {
-                l[i].fds[k] = dup(fd);
-                if (l[i].fds[k] < 0) {
-                    snprintf(err, errlen, "listen %s: dup: %s", l[i].addr.text,
-                             strerror(errno));
-                    goto fail;
-                }
-            }
-        }
+        if (listener_bind(&l[i], nworkers, err, errlen) < 0)
+            goto fail;
     }
     return l;
 fail:
@@ -239,16 +285,51 @@ void server_log_refusal(server_t *srv, const char *client, const char *limit)
 
 /* ---- start, reload, stop ------------------------------------------------ */
 
+/* "workers 0" is one per CPU the process may run on: the CPUs of its
+ * affinity mask (taskset, a systemd CPUAffinity=, a cpuset), else those
+ * online. */
 static int resolve_workers(const conf_t *conf)
 {
     long n = conf->workers;
+    cpu_set_t set;
 
     if (n <= 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            n = CPU_COUNT(&set);
+        if (n <= 0)
+            n = sysconf(_SC_NPROCESSORS_ONLN);
         if (n < 1)
             n = 1;
+        if (n > 256)
+            n = 256;
     }
     return (int)n;
+}
+
+/* Raises the soft limit on open files to the hard one: the daemon waits
+ * with epoll, so no descriptor number is too large for it, and every
+ * connection costs one (two with its upstream). A limit still too low for
+ * max_connections is said once; connections beyond it are refused with a
+ * 503 (worker.c, accept_shed). */
+static void raise_nofile(const conf_t *conf)
+{
+    struct rlimit rl;
+    unsigned long long need = (unsigned long long)conf->max_connections * 2 + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn(0, "the open file limit (RLIMIT_NOFILE) is %llu, and max_connections "
+                 "%ld may need %llu descriptors (a client and an upstream connection "
+                 "each): connections beyond the limit are refused with 503; raise it "
+                 "(LimitNOFILE= in the systemd unit, ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, conf->max_connections, need);
 }
 
 static int write_pid_file(const char *path, char *err, size_t errlen)
@@ -461,6 +542,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const char *conf_path,
     srv->nlisteners = conf->nlisten;
     if (log_open(conf->error_log, conf->error_log_level, err, errlen) < 0)
         return -1;
+    raise_nofile(conf);
     if (conf->pid_file) {
         if (write_pid_file(conf->pid_file, err, errlen) < 0)
             return -1;

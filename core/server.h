@@ -12,8 +12,8 @@
 #include "netaddr.h"
 #include "worker.h"
 
-/* One listen address and the descriptor each worker accepts on (dups of
- * one socket: every worker's loop accepts from it). */
+/* One listen address and the descriptor each worker accepts on: a socket
+ * of its own in a SO_REUSEPORT group (server.c, listener_bind). */
 typedef struct srv_listener {
     netaddr_port_t addr;
     int *fds;                  /* one per worker; owned by the workers */
@@ -94,8 +94,13 @@ void server_client_release(server_t *srv, const netaddr_t *addr);
 /* Logs a refused connection, at most once a second. */
 void server_log_refusal(server_t *srv, const char *client, const char *limit);
 
+/* server_bind() flags: join a SO_REUSEPORT group; bind only, no listen()
+ * (to find out whether anything holds the address). */
+#define SRV_BIND_REUSEPORT 1
+#define SRV_BIND_PROBE 2
+
 /* Binds one listening socket; returns the fd or a negative errno with err
  * set. */
-int server_bind(const netaddr_port_t *addr, char *err, size_t errlen);
+int server_bind(const netaddr_port_t *addr, int flags, char *err, size_t errlen);
 
 #endif

@@ -44,6 +44,15 @@ void tls_io_free(tls_io_t *io)
 {
     if (io == NULL)
         return;
+    /* SSL_free() of a session that was not shut down marks it "not
+     * resumable" (OpenSSL's ssl_clear_bad_session), which would spoil a
+     * ticket the session cache keeps as well: a connection that merely
+     * ends is no bad session. One that failed keeps that mark. */
+    if (io->done && !io->failed) {
+        SSL_set_quiet_shutdown(io->ssl, 1);
+        SSL_shutdown(io->ssl);
+        ERR_clear_error();
+    }
     SSL_free(io->ssl);
     free(io->sess_key);
     free(io);

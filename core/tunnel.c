@@ -43,6 +43,9 @@ static void connect_hooks_done(txn_t *t, int verdict)
         txn_respond_block(t);
         return;
     }
+    /* A verified idle connection to the site: no new one before the 200. */
+    if (intercept_pool_shortcut(t) == 0)
+        return;
     txn_resolve(t);
 }
 
@@ -72,6 +75,12 @@ void tunnel_connected(txn_t *t, int status)
         return;
     }
     t->w->stats.upstream_new++;
+    if (t->c->state == CL_PEEK) {
+        /* Connected after the 200 (intercept_pool_shortcut). */
+        upstream_timer(t->up, 0);
+        intercept_connected(t);
+        return;
+    }
     t->w->stats.tunnels++;
     upstream_timer(t->up, 0);
     if (tunnel_established(t) < 0)

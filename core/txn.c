@@ -590,6 +590,10 @@ void txn_request_head(txn_t *t, int done)
         txn_bad_request(c, t, 400, "line folding or control character in a header");
         return;
     }
+    if (http_msg_has_empty_name(&t->req)) {
+        txn_bad_request(c, t, 400, "empty header field name");
+        return;
+    }
     /* RFC 9112 3.2: exactly one Host in HTTP/1.1. */
     {
         unsigned hosts = http_msg_count(&t->req, "Host");
@@ -1246,6 +1250,13 @@ static int txn_response_head(txn_t *t)
 
     if (status == 101) {
         log_error(c->id, "upstream %s switched protocols without being asked",
+                  up->addr_text);
+        txn_respond_error(t, 502, "TCP_MISS", "ERR_INVALID_RESP", NULL);
+        return -1;
+    }
+    if (http_msg_has_empty_name(&t->resp)) {
+        /* The fields are passed on: one a client could misread is not. */
+        log_error(c->id, "upstream %s sent a header field without a name",
                   up->addr_text);
         txn_respond_error(t, 502, "TCP_MISS", "ERR_INVALID_RESP", NULL);
         return -1;

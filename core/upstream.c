@@ -573,6 +573,13 @@ void upool_put(upool_t *p, upstream_t *up)
     up_set_timer(up, conf->upstream_idle_timeout);
 }
 
+int upool_has(upool_t *p, const char *key)
+{
+    upool_bucket_t *b = bucket_find(p, key, 0);
+
+    return b != NULL && !list_empty(&b->conns);
+}
+
 unsigned upool_count(const upool_t *p)
 {
     return p->n;

@@ -65,6 +65,8 @@ upstream_t *upool_take(upool_t *p, const char *key);
  * is full or disabled. */
 void upool_put(upool_t *p, upstream_t *up);
 unsigned upool_count(const upool_t *p);
+/* 1 when an idle connection for key is in the pool (nothing is taken). */
+int upool_has(upool_t *p, const char *key);
 
 /* Creates an upstream and starts connecting to addr:port. Returns NULL on
  * error with *err set to a UV error. */

@@ -1,6 +1,9 @@
 /* worker.c - one event loop and everything it owns: listeners, connections, caches. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -14,13 +17,26 @@
 #include "upstream.h"
 #include "worker.h"
 
+/* A listening socket of this worker (its own member of the address's
+ * SO_REUSEPORT group, server.c). The worker accepts on it itself rather
+ * than through uv_listen(): libuv retries accept() at once when it fails
+ * with EMFILE and its reserve descriptor is gone (which other threads of
+ * the process can take from it), spinning the loop until a descriptor
+ * frees up, and no descriptor of that loop ever does. */
 typedef struct worker_listener {
-    uv_tcp_t tcp;
+    uv_poll_t poll;
     struct worker_listener *next;
     worker_t *w;
     int fd;
     int closing;
 } worker_listener_t;
+
+/* Connections taken per readiness event: a burst of new connections
+ * cannot keep the loop from the ones it has. */
+#define ACCEPT_BATCH 64
+/* How long a worker stops accepting when it is out of descriptors (or of
+ * memory), so that the connections it has can finish and free some. */
+#define ACCEPT_PAUSE_MS 100
 
 static _Thread_local worker_t *current_worker;
 
@@ -31,29 +47,121 @@ worker_t *worker_current(void)
 
 static void on_listener_close(uv_handle_t *h)
 {
-    free(h->data);
+    worker_listener_t *l = h->data;
+
+    close(l->fd);
+    free(l);
 }
 
 static void listener_close(worker_listener_t *l)
 {
     l->closing = 1;
-    uv_close((uv_handle_t *)&l->tcp, on_listener_close);
+    uv_close((uv_handle_t *)&l->poll, on_listener_close);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_accept_ready(uv_poll_t *poll, int status, int events);
+
+static void listeners_poll(worker_t *w, int on)
 {
-    worker_listener_t *l = server->data;
+    for (worker_listener_t *l = w->listeners; l; l = l->next) {
+        if (on)
+            uv_poll_start(&l->poll, UV_READABLE, on_accept_ready);
+        else
+            uv_poll_stop(&l->poll);
+    }
+}
+
+static void on_accept_timer(uv_timer_t *timer)
+{
+    worker_t *w = timer->data;
+
+    w->accept_paused = 0;
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!w->draining)
+        listeners_poll(w, 1);
+}
+
+/* Out of descriptors: the reserve one, given up for a moment, lets the
+ * worker take the connections waiting in its queue and refuse them with a
+ * short 503 and a close (rather than leave them hanging); then it stops
+ * accepting for ACCEPT_PAUSE_MS. Another thread may take the freed
+ * descriptor first: then nothing is refused now, and the pause still
+ * bounds how often this runs. */
+static void accept_shed(worker_listener_t *l, int err)
+{
+    static const char resp[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 38\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "Too many connections; try again soon.\n";
+    worker_t *w = l->w;
+    char buf[4096];
+    int n = 0;
+
+    if ((err == EMFILE || err == ENFILE) && w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        w->reserve_fd = -1;
+        while (n < ACCEPT_BATCH) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            /* What the client sent is read first: unread input would turn
+             * the close into a reset that destroys the answer. */
+            (void)!recv(fd, buf, sizeof(buf), 0);
+            (void)!send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+            close(fd);
+            n++;
+        }
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    w->stats.refused += (uint64_t)n;
+    server_log_refusal(w->srv, "-", err == EMFILE || err == ENFILE
+                                        ? "the open file limit (RLIMIT_NOFILE)"
+                                        : strerror(err));
+    w->accept_paused = 1;
+    listeners_poll(w, 0);
+    uv_timer_start(&w->accept_timer, on_accept_timer, ACCEPT_PAUSE_MS, 0);
+}
+
+static void on_accept_ready(uv_poll_t *poll, int status, int events)
+{
+    worker_listener_t *l = poll->data;
     worker_t *w = l->w;
 
-    if (status < 0) {
-        /* EMFILE and friends: libuv already sheds the pending connection
-         * with its reserve descriptor; say so, rarely. */
-        server_log_refusal(w->srv, "-", uv_strerror(status));
+    (void)events;
+    if (status < 0 || l->closing || w->draining)
         return;
+    for (int i = 0; i < ACCEPT_BATCH && !l->closing && !w->accept_paused; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            client_accept(w, fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            return;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:        /* a firewall rule refused it */
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            accept_shed(l, errno);
+            return;
+        default:
+            log_error(0, "accept() on a listening socket failed: %s", strerror(errno));
+            return;
+        }
     }
-    if (w->draining)
-        return;
-    client_accept(w, server);
 }
 
 /* Makes the worker's listeners match fds: keeps those it has, opens new
@@ -89,15 +197,16 @@ static int worker_set_listeners(worker_t *w, const int *fds, int nfds)
         }
         l->w = w;
         l->fd = fds[i];
-        uv_tcp_init(&w->loop, &l->tcp);
-        l->tcp.data = l;
-        if (uv_tcp_open(&l->tcp, fds[i]) < 0 ||
-            uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection) < 0) {
+        if (uv_poll_init_socket(&w->loop, &l->poll, fds[i]) < 0) {
             log_error(0, "cannot listen on descriptor %d", fds[i]);
-            listener_close(l);
+            close(fds[i]);
+            free(l);
             rc = -1;
             continue;
         }
+        l->poll.data = l;
+        if (!w->accept_paused)
+            uv_poll_start(&l->poll, UV_READABLE, on_accept_ready);
         l->next = w->listeners;
         w->listeners = l;
     }
@@ -124,6 +233,10 @@ static void worker_shutdown(worker_t *w)
     mint_cache_free(w->mints);
     w->mints = NULL;
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
+    w->reserve_fd = -1;
     /* Under the queue lock, so worker_post() never signals a closed
      * handle; later messages are dropped. */
     pthread_mutex_lock(&w->mq_lock);
@@ -290,6 +403,9 @@ int worker_init(worker_t *w, server_t *srv, int id, conf_t *conf,
     w->async.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->accept_timer);
+    w->accept_timer.data = w;
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->conf = conf_ref(conf);
     list_init(&w->clients);
     list_init(&w->idle_clients);

@@ -55,6 +55,10 @@ typedef struct worker {
 
     conf_t *conf;               /* current snapshot; transactions take refs */
     struct worker_listener *listeners;  /* list of bound sockets */
+    uv_timer_t accept_timer;    /* ends a pause in accepting (worker.c) */
+    int accept_paused;          /* out of descriptors: not accepting now */
+    int reserve_fd;             /* given up to refuse connections cleanly
+                                 * when out of descriptors, or -1 */
     int draining;               /* stop requested: finish in-flight work */
     int shut;                   /* every handle is closing */
     uv_timer_t drain_timer;

@@ -374,15 +374,21 @@ static int is_unreserved(unsigned char c)
 /* Appends in[0..len) to out at *o with the escapes normalised (RFC 3986
  * 6.2.2.1-2): unreserved characters decoded, other escapes upper-case,
  * raw bytes above 0x7e and spaces escaped. strict refuses a '%' that starts
- * no escape; otherwise it stays a literal '%'. Returns 0 or -1. */
+ * no escape; otherwise it stays a literal '%'. Returns 0 or -1.
+ *
+ * A literal '%' must not become an escape with what follows it in the
+ * output, or normalising twice would differ ("?%%341" would give "?%41",
+ * and that "?A" on the next pass): a hex digit decoded from an escape
+ * within the two bytes after a literal '%' stays escaped. */
 static int add_escaped(const char *in, size_t len, int strict, char *out,
                        size_t outlen, size_t *o, const char **why)
 {
     static const char hex[] = "0123456789ABCDEF";
+    int after_stray = 0;  /* output bytes left that could extend a literal '%' */
 
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
-        int esc = 0;
+        int esc = 0, stray = 0;
 
         if (c == 0 || c < 0x20 || c == 0x7f) {
             *why = c == 0 ? "NUL in URL" : "control character in URL";
@@ -396,6 +402,7 @@ static int add_escaped(const char *in, size_t len, int strict, char *out,
                     *why = "bad percent-escape in URL";
                     return -1;
                 }
+                stray = 1;
             } else {
                 c = (unsigned char)(hi * 16 + lo);
                 if (c == 0) {
@@ -403,11 +410,17 @@ static int add_escaped(const char *in, size_t len, int strict, char *out,
                     return -1;
                 }
                 i += 2;
-                esc = !is_unreserved(c);
+                esc = !is_unreserved(c) || (after_stray > 0 && hexval(c) >= 0);
             }
         } else if (c >= 0x7f || c == ' ') {
             esc = 1;
         }
+        if (stray)
+            after_stray = 2;
+        else if (!esc && after_stray > 0 && hexval(c) >= 0)
+            after_stray--;
+        else
+            after_stray = 0;
         if (*o + (esc ? 3 : 1) >= outlen) {
             *why = "too long";
             return -1;

@@ -139,6 +139,8 @@ allow_clients 127.0.0.0/8
 allow_local_upstreams on
 dns_ttl 2s
 dns_negative_ttl 2s
+# The DNS cache is per worker: one, so that "from the cache" is certain.
+workers 1
 error_log %%TESTDIR%%/%%NAME%%.error.log info
 access_log %%TESTDIR%%/%%NAME%%.access.log squid
 '''

@@ -36,12 +36,13 @@ cacrt = os.path.join(ca_dir, 'ca.crt')
 trail = os.path.join(testdir(), 'trail')
 d = Daemon(conf('''
 connect_ports 443 %d
+connect_require_tls 443 %d
 plugin_dir %s
 plugin tlsprobe {
     trail %s
     path_block /blocked*
 }
-''' % (origin.port, PLUGIN_DIR, trail), ca_dir=ca_dir, upstream_ca=pki.ca),
+''' % (origin.port, origin.port, PLUGIN_DIR, trail), ca_dir=ca_dir, upstream_ca=pki.ca),
            binary=hosts_binary(['good.test', 'other.test']))
 rc, out = d.run_check()
 is_(rc, 0, 'portcullis -t: the configuration with intercept on and the CA passes')
@@ -112,6 +113,30 @@ is_(len(origin.requests), before, 'the origin never saw the blocked request')
 r = curl_https(d.port, url, cacrt, '-H', 'Host: other.test:%d' % origin.port)
 is_(r.status, 421, 'Host naming another site than the tunnel: 421 Misdirected Request')
 is_(r.header('X-Portcullis-Error'), 'ERR_MISDIRECTED', '... ERR_MISDIRECTED')
+
+# A new tunnel to the site: the verified idle connection of the pool
+# serves it (no new connection, no second handshake with the origin).
+conns = origin.connections
+r = curl_https(d.port, origin.https_url('/again'), cacrt)
+is_(r.status, 200, 'a second tunnel to the site: 200')
+is_(origin.connections, conns, '... served by the verified idle connection (no new one)')
+
+# Without the pool, new connections resume the TLS session of a verified
+# handshake with the same name; another name on the same address is
+# verified on its own (and fails here: the certificate is for good.test).
+d.write_conf(d.template.replace('plugin_dir', 'upstream_pool_size 0\nplugin_dir'))
+like(d.reload(), r'configuration reloaded', 'reload with upstream_pool_size 0')
+n = len(origin.resumed)
+for path in ('/r1', '/r2'):
+    r = curl_https(d.port, origin.https_url(path), cacrt)
+is_(r.status, 200, 'tunnels without the pool: 200')
+ok(wait_until(lambda: len(origin.resumed) >= n + 2) and origin.resumed[-1] is True,
+   'a new upstream connection resumes the session of a verified handshake (%s)' %
+   origin.resumed[n:])
+r = curl_https(d.port, 'https://other.test:%d/' % origin.port, cacrt)
+is_(r.status, 502, 'another name on the same address is verified on its own: 502')
+like(r.body.decode('utf-8', 'replace'), r'[Hh]ostname mismatch', '... hostname mismatch, '
+     'never a resumed session of good.test')
 
 # The minted leaf, as openssl sees it.
 rc, out = s_client(d.port, 'good.test', origin.port, servername='good.test',

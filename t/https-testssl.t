@@ -55,7 +55,8 @@ for cat in ('cipherlist_NULL', 'cipherlist_aNULL', 'cipherlist_EXPORT', 'cipherl
             'cipherlist_3DES_IDEA', 'cipherlist_AVERAGE'):
     like(finding(cat), r'^not offered', '%s: not offered' % cat)
 like(finding('cipherlist_STRONG'), r'^offered', 'strong ciphers (AEAD, forward secrecy) offered')
-unlike(' '.join(finding('PFS_ciphers').split()), r'CBC|SHA1\b|-SHA( |$)', 'forward-secret ciphers: AEAD only')
+unlike(' '.join(finding('PFS_ciphers').split()), r'CBC|SHA1\b|-SHA( |$)',
+       'forward-secret ciphers: AEAD only')
 like(finding('PFS'), r'^offered', 'forward secrecy')
 like(finding('PFS_ECDHE_curves'), r'^(prime256v1|secp384r1|X25519)( (secp384r1|X25519))*$',
      'key exchange groups: X25519, P-256, P-384 only')

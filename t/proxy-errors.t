@@ -73,10 +73,13 @@ def handler(req):
 
 
 origin = Origin(handler)
+# One worker: the pooled-connection checks below need the idle pool the
+# previous request left (each worker has its own).
 d = Daemon('''
 listen 127.0.0.1:%%PORT%%
 allow_clients 127.0.0.0/8
 allow_local_upstreams on
+workers 1
 read_timeout 1s
 error_log %%TESTDIR%%/error.log info
 access_log %%TESTDIR%%/access.log squid

@@ -42,10 +42,13 @@ def handler(req):
 
 origin = Origin(handler)
 other = Origin(lambda req: Response(body=b'other\n'))
+# The idle upstream pool is per worker; the connection counts below assume
+# one pool.
 d = Daemon('''
 listen 127.0.0.1:%%PORT%%
 allow_clients 127.0.0.0/8
 allow_local_upstreams on
+workers 1
 error_log %%TESTDIR%%/error.log info
 access_log %%TESTDIR%%/access.log squid
 ''').start()

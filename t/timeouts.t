@@ -36,10 +36,13 @@ def handler(req):
 
 
 origin = Origin(handler, timeout=30)
+# One worker: the upstream_idle_timeout checks count the connections of
+# one idle pool (each worker has its own).
 d = Daemon('''
 listen 127.0.0.1:%%PORT%%
 allow_clients 127.0.0.0/8
 allow_local_upstreams on
+workers 1
 client_header_timeout 1s
 client_idle_timeout 1s
 read_timeout 1s

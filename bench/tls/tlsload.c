@@ -22,7 +22,7 @@
 
 /*
  * Usage: tlsload -x PROXY_HOST:PORT [-c CONNS] [-t THREADS] [-d SECONDS]
- *                [-w WARMUP] [-n] https://HOST:PORT/PATH
+ *                [-w WARMUP] [-n [-r]] https://HOST:PORT/PATH
  *
  * Each connection sends "CONNECT HOST:PORT", reads the proxy's 200, makes
  * a TLS handshake through the tunnel (full handshakes: no session reuse,
@@ -30,6 +30,9 @@
  * PATH and reads the response (Content-Length framing). With -n every
  * request uses a new connection (the cost of a new intercepted tunnel);
  * otherwise requests follow each other on the connection (keep-alive).
+ * With -r a new connection resumes the TLS session of the previous one of
+ * its slot (session tickets, as a returning browser does); the proxy may
+ * or may not accept it.
  * After the warm-up, requests completed within the measured time are
  * counted. Prints a summary and a line "RESULT rps=R errors=E p50_ms=A
  * p99_ms=B".
@@ -40,6 +43,7 @@ enum cstate { C_CONNECT, C_PROXY, C_TLS, C_SEND, C_RECV };
 typedef struct conn {
     int fd;
     SSL *ssl;
+    SSL_SESSION *sess;    /* -r: the session to resume */
     enum cstate st;
     char buf[65536];
     size_t len;           /* bytes in buf (proxy answer or response head) */
@@ -52,6 +56,7 @@ typedef struct conn {
 
 typedef struct worker {
     pthread_t thread;
+    uint64_t resumed, full;
     int ep;
     int nconns;
     conn_t *conns;
@@ -62,10 +67,10 @@ typedef struct worker {
 
 static struct sockaddr_storage proxy_ss;
 static socklen_t proxy_len;
-static char connect_req[512], get_req[1024];
+static char connect_req[512], get_req[1024], sni_host[256];
 static size_t connect_len, get_len;
 static SSL_CTX *ctx;
-static int new_per_request;
+static int new_per_request, resume;
 static volatile int measuring, stopping;
 
 static uint64_t now_ns(void)
@@ -118,6 +123,20 @@ static void conn_reset(worker_t *w, conn_t *c, int error)
         w->errors++;
     epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->ssl) {
+        if (resume && !error) {
+            SSL_SESSION *s = SSL_get1_session(c->ssl);
+            if (s && SSL_SESSION_is_resumable(s)) {
+                SSL_SESSION_free(c->sess);
+                c->sess = s;
+            } else {
+                SSL_SESSION_free(s);
+            }
+        }
+        /* Without a shutdown SSL_free() marks the session not resumable. */
+        if (!error) {
+            SSL_set_quiet_shutdown(c->ssl, 1);
+            SSL_shutdown(c->ssl);
+        }
         SSL_free(c->ssl);
         c->ssl = NULL;
     }
@@ -218,6 +237,9 @@ static void on_event(worker_t *w, conn_t *c)
             recv(c->fd, c->buf, (size_t)(e + 4 - c->buf), 0);
             c->ssl = SSL_new(ctx);
             SSL_set_fd(c->ssl, c->fd);
+            SSL_set_tlsext_host_name(c->ssl, sni_host);
+            if (resume && c->sess)
+                SSL_set_session(c->ssl, c->sess);
             SSL_set_connect_state(c->ssl);
             c->st = C_TLS;
             break;
@@ -225,6 +247,12 @@ static void on_event(worker_t *w, conn_t *c)
         case C_TLS: {
             int rc = SSL_do_handshake(c->ssl);
             if (rc == 1) {
+                if (measuring) {
+                    if (SSL_session_reused(c->ssl))
+                        w->resumed++;
+                    else
+                        w->full++;
+                }
                 request_start(w, c);
                 break;
             }
@@ -340,7 +368,7 @@ static int cmp_u32(const void *a, const void *b)
 static void usage(void)
 {
     fprintf(stderr, "usage: tlsload -x PROXY_HOST:PORT [-c CONNS] [-t THREADS] [-d SECONDS] "
-                    "[-w WARMUP] [-n] https://HOST:PORT/PATH\n");
+                    "[-w WARMUP] [-n [-r]] https://HOST:PORT/PATH\n");
     exit(2);
 }
 
@@ -353,12 +381,12 @@ int main(int argc, char **argv)
     unsigned port;
     struct addrinfo hints, *ai;
     worker_t *ws;
-    uint64_t total = 0, errors = 0;
+    uint64_t total = 0, errors = 0, resumed = 0, full = 0;
     uint32_t *all;
     size_t nall = 0;
     struct timespec ts;
 
-    while ((opt = getopt(argc, argv, "x:c:t:d:w:n")) != -1) {
+    while ((opt = getopt(argc, argv, "x:c:t:d:w:nr")) != -1) {
         switch (opt) {
         case 'x': proxy = optarg; break;
         case 'c': conns = atoi(optarg); break;
@@ -366,6 +394,7 @@ int main(int argc, char **argv)
         case 'd': duration = atof(optarg); break;
         case 'w': warmup = atof(optarg); break;
         case 'n': new_per_request = 1; break;
+        case 'r': resume = 1; break;
         default: usage();
         }
     }
@@ -389,6 +418,7 @@ int main(int argc, char **argv)
     memcpy(&proxy_ss, ai->ai_addr, ai->ai_addrlen);
     proxy_len = ai->ai_addrlen;
     freeaddrinfo(ai);
+    snprintf(sni_host, sizeof(sni_host), "%s", host);
     connect_len = (size_t)snprintf(connect_req, sizeof(connect_req),
                                    "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", host, port,
                                    host, port);
@@ -399,8 +429,12 @@ int main(int argc, char **argv)
     ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (resume) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
     SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
 
     ws = calloc((size_t)threads, sizeof(*ws));
@@ -423,6 +457,8 @@ int main(int argc, char **argv)
         pthread_join(ws[i].thread, NULL);
         total += ws[i].done;
         errors += ws[i].errors;
+        resumed += ws[i].resumed;
+        full += ws[i].full;
         nall += ws[i].nlat;
     }
     all = malloc((nall ? nall : 1) * sizeof(*all));
@@ -437,8 +473,9 @@ int main(int argc, char **argv)
     printf("  requests %llu  errors %llu  req/s %.1f  latency p50 %.2f ms  p99 %.2f ms\n",
            (unsigned long long)total, (unsigned long long)errors, (double)total / duration,
            nall ? all[nall / 2] / 1000.0 : 0.0, nall ? all[nall * 99 / 100] / 1000.0 : 0.0);
-    printf("RESULT rps=%.1f errors=%llu p50_ms=%.2f p99_ms=%.2f\n", (double)total / duration,
-           (unsigned long long)errors, nall ? all[nall / 2] / 1000.0 : 0.0,
-           nall ? all[nall * 99 / 100] / 1000.0 : 0.0);
+    printf("RESULT rps=%.1f errors=%llu p50_ms=%.2f p99_ms=%.2f resumed=%llu full=%llu\n",
+           (double)total / duration, (unsigned long long)errors,
+           nall ? all[nall / 2] / 1000.0 : 0.0, nall ? all[nall * 99 / 100] / 1000.0 : 0.0,
+           (unsigned long long)resumed, (unsigned long long)full);
     return total > 0 ? 0 : 1;
 }

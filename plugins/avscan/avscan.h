@@ -3,6 +3,7 @@
 #define AVSCAN_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -178,7 +179,7 @@ void avscan_blob_free(avscan_blob_t *b);
  * decoded body passed limit (out holds limit bytes), or -1 with a message
  * (out holds what decoded before the error). */
 int avscan_decode(int coding, avscan_read_fn rd, void *rctx, avscan_blob_t *out,
-                  uint64_t limit, const volatile int *stop, char *err,
+                  uint64_t limit, const atomic_int *stop, char *err,
                   size_t errlen);
 
 /* ---- multipart (avscan_multipart.c) ------------------------------------- */

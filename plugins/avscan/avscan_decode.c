@@ -150,7 +150,7 @@ static int fill(z_stream *z, unsigned char *in, avscan_read_fn rd, void *rctx,
 }
 
 int avscan_decode(int coding, avscan_read_fn rd, void *rctx, avscan_blob_t *out,
-                  uint64_t limit, const volatile int *stop, char *err,
+                  uint64_t limit, const atomic_int *stop, char *err,
                   size_t errlen)
 {
     const char *what = coding == AVSCAN_CODING_GZIP ? "gzip" : "deflate";

@@ -48,7 +48,8 @@ struct pc_scan {
     int state;
     int delivered;                    /* a result was posted */
     int cancelled;                    /* submitting thread only */
-    volatile int abandoned;           /* the scanning thread may stop */
+    atomic_int abandoned;             /* the scanning thread may stop (read
+                                       * by it without the lock) */
 
     void *loop;
     pc_scan_cb cb;
@@ -243,14 +244,14 @@ typedef struct src {
     const char *mem;
     int fd;
     uint64_t base, len;
-    const volatile int *stop;     /* the pool is stopping */
+    const atomic_int *stop;       /* the pool is stopping */
 } src_t;
 
 /* Set when the pool stops: running scans then fail their next read. Only
  * then: a read error in the middle of a scan could let libclamav cache a
  * half-read file as clean, which is harmless only in a process that is
  * about to exit (the cache lives in memory). */
-static volatile int stopping;
+static atomic_int stopping;     /* read by the scan threads without the lock */
 
 static long src_read(void *ctx, void *buf, size_t count, uint64_t off)
 {

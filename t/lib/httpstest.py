@@ -16,7 +16,8 @@ whose /etc/hosts maps the test names to 127.0.0.1, and TLS clients.
     TLSOrigin(cert, key, name, handler=None)
                             pctest.Origin over TLS (ALPN http/1.1); the
                             default handler answers "hello from NAME";
-                            .snis and .alpns record what clients sent;
+                            .snis and .alpns record what clients sent,
+                            .resumed whether each handshake resumed;
                             .https_url(path) -> https://NAME:PORT/path
     hosts_binary(names)     a wrapper running the daemon in a mount
                             namespace where every name is 127.0.0.1
@@ -165,6 +166,7 @@ class TLSOrigin(Origin):
         self.name = name
         self.snis = []
         self.alpns = []
+        self.resumed = []
         self.handshake_errors = []
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -193,6 +195,7 @@ class TLSOrigin(Origin):
                 pass
             return
         self.alpns.append(t.selected_alpn_protocol())
+        self.resumed.append(t.session_reused)
         with self._mu:
             self._socks.discard(s)
             self._socks.add(t)

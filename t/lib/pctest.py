@@ -65,12 +65,36 @@ Daemon(conf, name='portcullis', extra_args=(), binary=None, subst=None)
     ports, for reload tests); run_check() -> (rc, output); error_log() -> str;
     access_log() -> [lines]; stderr() -> str; log_mark(kind) -> offset;
     wait_for_log(kind, regex, timeout=5, since=0) -> line | None with kind
-    'error', 'access' or 'stderr'; check_logs(). Attributes: port, ports,
-    pid, proc, returncode, conf_path, error_log_path, access_log_path.
+    'error', 'access' or 'stderr'; check_logs(). What the kernel says of
+    the running daemon: rss_kib() (VmRSS), cpu_seconds() (user + system),
+    open_fds(), connections_to(port, host='127.0.0.1') (its established
+    TCP connections to host:port: upstream connections still open).
+    Attributes: port, ports, pid, proc, returncode, conf_path,
+    error_log_path, access_log_path.
     Log paths come from the first error_log/access_log directive of the
     config (relative to its directory), default TESTDIR/error.log and
     TESTDIR/access.log.
 run_check(conf_path, binary=None, timeout=30) -> (rc, stdout+stderr).
+sanitizer_build(binary=None) -> True when the daemon binary was built with a
+    sanitizer (--enable-asan, or TSan by hand): memory bounds that hold
+    without a sanitizer's shadow memory and quarantine are skipped then.
+
+Environment
+-----------
+PCTEST_WORKERS=N adds "workers N" to every daemon config that does not set
+    workers itself (e.g. PCTEST_WORKERS=4 make check: the whole suite with
+    four loops). A test that depends on one loop (the idle upstream pool
+    and the DNS cache are per worker) says "workers 1" in its config.
+PCTEST_VALGRIND=1 runs each daemon under valgrind memcheck
+    (--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+    --track-fds=no --suppressions=t/valgrind.supp); start and stop wait
+    VALGRIND_SLOWDOWN (10) times longer, PCTEST_TIMEOUT defaults to 1800,
+    and check_logs() also fails on a valgrind report;
+    PCTEST_VALGRIND_ARGS adds options (--track-origins=yes
+    --gen-suppressions=all to investigate a report). Only a plain build
+    (valgrind cannot run an --enable-asan binary) and only the daemon
+    binary itself (a Daemon with binary= a wrapper script runs without
+    valgrind, with a diagnostic). See README.md, "Tests".
 
 Stub origin
 -----------
@@ -159,7 +183,7 @@ __all__ = [
     'Daemon', 'DaemonError', 'run_check',
     'Origin', 'Request', 'Response', 'Raw',
     'raw_request', 'RawClient', 'parse_response', 'parse_responses',
-    'HTTPResponse', 'curl', 'curl_via', 'CurlResult',
+    'HTTPResponse', 'curl', 'curl_via', 'CurlResult', 'sanitizer_build', 'VALGRIND',
 ]
 
 # ---------------------------------------------------------------------------
@@ -527,6 +551,34 @@ _daemons = []
 _SANITIZER_RE = re.compile(r'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|'
                            r'UndefinedBehaviorSanitizer')
 _BAD_LEVEL_RE = re.compile(r'\[(alert|crit|emerg)\]')
+# What valgrind memcheck prints for an error (every such line starts with
+# ==PID==); "definitely lost" only: the other leak kinds are not errors here
+# (--errors-for-leak-kinds=definite).
+_VALGRIND_RE = re.compile(r'^==\d+== (Invalid (read|write|free)|Conditional jump|'
+                          r'Use of uninitialised|Syscall param|Mismatched free|'
+                          r'Source and destination overlap|Argument .* of function|'
+                          r'.*definitely lost in loss record|Process terminating)', re.M)
+VALGRIND = os.environ.get('PCTEST_VALGRIND', '') not in ('', '0')
+# How much longer start and stop may take under valgrind.
+VALGRIND_SLOWDOWN = 10
+
+
+def _valgrind_argv(binary):
+    """The valgrind command line that runs binary (PCTEST_VALGRIND)."""
+    supp = os.path.join(top_srcdir(), 't', 'valgrind.supp')
+    extra = os.environ.get('PCTEST_VALGRIND_ARGS', '').split()
+    return ['valgrind', '--quiet', '--error-exitcode=99', '--leak-check=full',
+            '--errors-for-leak-kinds=definite', '--show-leak-kinds=definite',
+            '--track-fds=no',
+            '--num-callers=30', '--suppressions=' + supp] + extra + [binary]
+
+
+def _is_elf(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read(4) == b'\x7fELF'
+    except OSError:
+        return False
 _IN_USE_RE = re.compile(r'address already in use|EADDRINUSE|address in use', re.I)
 
 
@@ -542,6 +594,43 @@ def run_check(conf_path, binary=None, timeout=30):
         return 124, (e.output or b'').decode('utf-8', 'replace') + \
             '\npctest: -t did not finish in %ss\n' % timeout
     return p.returncode, p.stdout.decode('utf-8', 'replace')
+
+
+_asan_cache = {}
+
+
+def sanitizer_build(binary=None):
+    """True when binary (default: the daemon) was built with a sanitizer
+    runtime (ASan, as --enable-asan does, or TSan)."""
+    binary = binary or _default_binary()
+    if binary not in _asan_cache:
+        try:
+            with open(binary, 'rb') as f:
+                data = f.read()
+            _asan_cache[binary] = b'__asan_init' in data or b'__tsan_init' in data
+        except OSError:
+            _asan_cache[binary] = False
+    return _asan_cache[binary]
+
+
+def _proc_inodes(pid):
+    inodes = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:['):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def _hex_addr(host):
+    """host as /proc/net/tcp{,6} writes it."""
+    if ':' in host:
+        raw = socket.inet_pton(socket.AF_INET6, host)
+        return ''.join('%08X' % int.from_bytes(raw[i:i + 4], 'little') for i in range(0, 16, 4))
+    return '%08X' % int.from_bytes(socket.inet_aton(host), 'little')
 
 
 class Daemon:
@@ -584,6 +673,9 @@ class Daemon:
         left = re.findall(r'%%\w+%%', text)
         if left:
             raise ValueError('config template has unknown placeholders: %s' % ', '.join(left))
+        workers = os.environ.get('PCTEST_WORKERS', '')
+        if workers and not re.search(r'^[ \t]*workers[ \t]', text, re.M):
+            text = text.rstrip('\n') + '\nworkers %s   # PCTEST_WORKERS\n' % workers
         self.conf_text = text
         with open(self.conf_path, 'w') as f:
             f.write(text)
@@ -645,6 +737,14 @@ class Daemon:
         if not os.access(self.binary, os.X_OK):
             raise DaemonError('daemon binary not found or not executable: %s '
                               '(build it first: make)' % self.binary)
+        argv = [self.binary]
+        if VALGRIND:
+            timeout *= VALGRIND_SLOWDOWN
+            if _is_elf(self.binary):
+                argv = _valgrind_argv(self.binary)
+            else:
+                diag('%s: %s is not the daemon binary itself: not run under valgrind'
+                     % (self.name, self.binary))
         for attempt in range(3):
             if attempt:
                 self._render(self.template, new_ports=True)
@@ -656,7 +756,7 @@ class Daemon:
             env['NOTIFY_SOCKET'] = self._notify_name
             with open(self.stderr_path, 'ab') as errf:
                 self.proc = subprocess.Popen(
-                    [self.binary] + list(self.extra_args) + ['-c', self.conf_path],
+                    argv + list(self.extra_args) + ['-c', self.conf_path],
                     stdin=subprocess.DEVNULL, stdout=errf, stderr=subprocess.STDOUT,
                     cwd=self.dir, start_new_session=True, env=env)
             self.returncode = None
@@ -800,6 +900,8 @@ class Daemon:
             diag('%s: already gone before stop(): %s' % (self.name, _describe_status(self.returncode)),
                  _tail(self.stderr(), 30))
             return False
+        if VALGRIND:
+            timeout *= VALGRIND_SLOWDOWN
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.returncode = self.proc.wait(timeout)
@@ -813,6 +915,47 @@ class Daemon:
                  _tail(self.stderr(), 30))
             return False
         return True
+
+    # -- what the kernel says ----------------------------------------------
+
+    def _status(self, field):
+        with open('/proc/%d/status' % self.pid) as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+        return 0
+
+    def rss_kib(self):
+        """The daemon's resident memory (VmRSS), KiB."""
+        return self._status('VmRSS')
+
+    def cpu_seconds(self):
+        """User + system CPU time the daemon used so far (all threads)."""
+        with open('/proc/%d/stat' % self.pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+    def open_fds(self):
+        """How many descriptors the daemon has open."""
+        return len(os.listdir('/proc/%d/fd' % self.pid))
+
+    def connections_to(self, port, host='127.0.0.1'):
+        """The daemon's ESTABLISHED (or CLOSE_WAIT: the peer closed, the
+        daemon not yet) TCP connections to host:port."""
+        inodes = _proc_inodes(self.pid)
+        want = '%s:%04X' % (_hex_addr(host), port)
+        n = 0
+        for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for row in f:
+                        cols = row.split()
+                        if cols[2] == want and cols[3] in ('01', '08') and cols[9] in inodes:
+                            n += 1
+            except FileNotFoundError:
+                continue
+        return n
 
     def _kill(self):
         if self.running():
@@ -875,6 +1018,12 @@ class Daemon:
             src = err if _SANITIZER_RE.search(err) else log
             start = src.rfind('\n', 0, _SANITIZER_RE.search(src).start()) + 1
             diag('\n'.join(src[start:].splitlines()[:80]))
+        if VALGRIND:
+            m = _VALGRIND_RE.search(err)
+            if not ok(m is None and self.returncode != 99,
+                      '%s: no valgrind report' % self.name):
+                start = m.start() if m else max(0, len(err) - 4000)
+                diag('\n'.join(err[start:].splitlines()[:120]))
 
 
 # ---------------------------------------------------------------------------
@@ -1057,6 +1206,13 @@ class Origin:
                 continue
             except OSError:
                 break
+            # The head and the body go out in separate writes: without
+            # TCP_NODELAY the body would wait for the proxy's delayed ACK
+            # of the head (40 ms on a reused connection).
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             with self._mu:
                 self.connections += 1
                 conn_no = self.connections
@@ -1773,7 +1929,7 @@ def _install():
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_term)
         try:
-            limit = int(os.environ.get('PCTEST_TIMEOUT', '300'))
+            limit = int(os.environ.get('PCTEST_TIMEOUT', '1800' if VALGRIND else '300'))
         except ValueError:
             limit = 300
         set_timeout(limit)

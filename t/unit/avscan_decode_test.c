@@ -154,7 +154,7 @@ int main(void)
 
     /* The stop flag ends a decode early (an abandoned scan). */
     {
-        volatile int stop = 1;
+        atomic_int stop = 1;
         mem_t m = {(const unsigned char *)text, sizeof(text), 0};
         z = squeeze(text, sizeof(text) - 1, 16 + 15, &zlen);
         m.p = z;

@@ -149,7 +149,7 @@ static void test_defaults(void)
     is_int(c->max_header_size, 65536, "default: max_header_size 64k");
     is_int(c->upstream_pool_size, 1024, "default: upstream_pool_size 1024");
     is_int(c->upstream_pool_per_host, 128, "default: upstream_pool_per_host 128");
-    is_int(c->workers, 1, "default: workers 1");
+    is_int(c->workers, 0, "default: workers 0 (one per CPU)");
     is_int(atomic_load(&c->refs), 1, "new snapshot has one reference");
     ok(c->tree != NULL, "snapshot keeps the tree");
     is_str(c->path, P("main.conf"), "snapshot path");
@@ -559,6 +559,89 @@ struct ref_arg {
     int n;
 };
 
+/* ---- HTTPS policy directives (issue 4) ------------------------------------ */
+
+static const conf_policy_t *policy_of(const conf_t *c, const char *addr)
+{
+    netaddr_t a;
+
+    if (netaddr_parse(addr, &a) < 0)
+        return NULL;
+    return conf_policy_for(c, &a);
+}
+
+static void test_tls_policy(void)
+{
+    static const char text[] =
+        "intercept off\n"
+        "tls_peek_timeout 2s\n"
+        "sni_mismatch allow\n"
+        "connect_require_tls 443 8443\n"
+        "connect_require_tls 9000-9010\n"
+        "upstream_cert_error refuse\n"
+        "policy staff {\n"
+        "    clients 10.1.0.0/16 10.2.0.1\n"
+        "    intercept on\n"
+        "}\n"
+        "policy guests {\n"
+        "    clients 10.0.0.0/8\n"
+        "}\n";
+    conf_t *c = build_ok("listen 127.0.0.1:3128\n", "no TLS directives");
+    const conf_policy_t *p;
+
+    if (c) {
+        is_int((int)c->tls_peek_timeout, 10000, "tls_peek_timeout defaults to 10s");
+        is_int(c->sni_mismatch_allow, 0, "sni_mismatch defaults to block");
+        ok(c->nrequire_tls_ports == 1 && c->require_tls_ports[0].lo == 443 &&
+               c->require_tls_ports[0].hi == 443,
+           "connect_require_tls defaults to 443");
+        is_int(c->upstream_cert_refuse, 0, "upstream_cert_error defaults to page");
+        is_int(c->npolicies, 0, "no policies");
+        is_int(conf_intercept_wanted(c), 0, "nothing intercepted by default");
+        conf_unref(c);
+    }
+    c = build_ok(text, "TLS directives");
+    if (c == NULL)
+        return;
+    is_int((int)c->tls_peek_timeout, 2000, "tls_peek_timeout 2s");
+    is_int(c->sni_mismatch_allow, 1, "sni_mismatch allow");
+    ok(c->nrequire_tls_ports == 3 && c->require_tls_ports[1].lo == 8443 &&
+           c->require_tls_ports[2].lo == 9000 && c->require_tls_ports[2].hi == 9010,
+       "connect_require_tls accumulates and replaces the default");
+    is_int(c->upstream_cert_refuse, 1, "upstream_cert_error refuse");
+    is_int(c->npolicies, 2, "two policies");
+    p = policy_of(c, "10.1.2.3");
+    ok(p != NULL && strcmp(p->name, "staff") == 0 && p->intercept == 1,
+       "a client of the first policy gets it");
+    p = policy_of(c, "10.9.9.9");
+    ok(p != NULL && strcmp(p->name, "guests") == 0 && p->intercept == -1,
+       "the first matching policy in file order; intercept left to the global one");
+    ok(policy_of(c, "192.168.1.1") == NULL, "no policy for other clients");
+    is_int(conf_intercept_wanted(c), 1, "a policy with intercept on wants the CA");
+    conf_unref(c);
+    c = build_ok("connect_require_tls off\n", "connect_require_tls off");
+    if (c) {
+        is_int(c->nrequire_tls_ports, 0, "connect_require_tls off: no port requires TLS");
+        conf_unref(c);
+    }
+    build_err("policy p {\n  intercept on\n}\n", "1: policy p: no 'clients' in the block",
+              "policy without clients");
+    build_err("policy p {\n  clients 10.0.0.0/8\n  colour red\n}\n",
+              "3: policy p: unknown directive 'colour' in a policy block (use clients, "
+              "intercept)",
+              "unknown directive in a policy");
+    build_err("policy p {\n  clients 10.0.0.0/8\n}\npolicy p {\n  clients 10.0.0.1\n}\n",
+              "4: policy: 'p' is duplicate (first at @/main.conf:1)", "duplicate policy");
+    build_err("sni_mismatch maybe\n",
+              "1: sni_mismatch: invalid value 'maybe' (use block or allow)", "bad sni_mismatch");
+    build_err("upstream_cert_error ignore\n",
+              "1: upstream_cert_error: invalid value 'ignore' (use page or refuse)",
+              "bad upstream_cert_error");
+    build_err("connect_require_tls off 443\n",
+              "1: connect_require_tls: 'off' cannot be combined with ports",
+              "connect_require_tls off with ports");
+}
+
 static void *ref_thread(void *p)
 {
     struct ref_arg *a = p;
@@ -619,6 +702,7 @@ int main(void)
     test_all_directives();
     test_paths_in_includes();
     test_errors();
+    test_tls_policy();
     test_refs();
 
     if (nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS) < 0)

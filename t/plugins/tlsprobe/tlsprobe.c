@@ -41,7 +41,8 @@ enum { P_CONNECT, P_SNI, P_PATH, P_INTERCEPT, P_SPLICE };
 
 static pthread_mutex_t trail_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void trail(const probe_conf_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trail(const probe_conf_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void trail(const probe_conf_t *c, const char *fmt, ...)
 {
