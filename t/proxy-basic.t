@@ -113,6 +113,18 @@ is_(left, [], 'hop-by-hop response fields removed (Keep-Alive, TE, Upgrade, Prox
 ok(r.header('Connection') in (None, 'keep-alive', 'close')
    and 'x-named' not in (r.header('Connection') or '').lower(),
    "the origin's Connection field not relayed (%r)" % r.header('Connection'))
+
+# A Connection field naming Connection itself must not hide what a second
+# Connection field names (found by t/fuzz/fuzz_http_request).
+n = len(origin.requests)
+data = raw_request(d.port, 'GET %s HTTP/1.1\r\nHost: %s\r\n'
+                   'Connection: Connection, keep-alive\r\n'
+                   'Connection: X-Second-Named\r\n'
+                   'X-Second-Named: secret\r\n\r\n' % (origin.url('/hop'), origin.authority),
+                   read_until_close=False)
+is_(parse_response(data).status, 200, 'request with two Connection fields answered')
+is_(origin.requests[n].header('X-Second-Named'), None,
+    'a field named by the second Connection field removed')
 is_(r.header('X-End-To-End'), 'kept', 'end-to-end response field kept')
 
 # ---- HEAD, 204, 304: no body, and the connection stays usable -----------------------

@@ -65,6 +65,8 @@ def handler(req):
                    b'5\r\nhello\r\n0\r\n\r\n')
     if p == '/huge-head':
         return Raw(b'HTTP/1.1 200 OK\r\nX-Big: ' + b'h' * 70000 + b'\r\nContent-Length: 2\r\n\r\nok')
+    if p == '/empty-name':
+        return Raw(b'HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nok')
     if p == '/te-gzip':
         return Raw(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello')
     if p == '/status-500':
@@ -127,6 +129,11 @@ error_page('Content-Length and Transfer-Encoding in a response', origin.url('/cl
            'ERR_INVALID_RESP', r'invalid response')
 error_page('response header section over 64k', origin.url('/huge-head'), 502, 'ERR_INVALID_RESP',
            r'response header section too large')
+
+# llhttp lets a line ": value" through; a client could read it any way
+# (found by t/fuzz/fuzz_http_response).
+error_page('response field without a name', origin.url('/empty-name'), 502, 'ERR_INVALID_RESP',
+           r'upstream 127\.0\.0\.1 sent a header field without a name')
 
 # A transfer coding the proxy would have to hide from the client.
 error_page('response in "gzip, chunked"', origin.url('/te-gzip-chunked'), 502, 'ERR_INVALID_RESP',

@@ -91,17 +91,23 @@ int bl_relist_add(bl_relist_t *l, const char *pattern, const char *where,
 }
 
 /* 1 when pattern means the same inside "(?:...)|" as alone. Not so for
- * numbered backreferences (they would point at another group), "\Q"
- * without "\E" (it would quote the closing parenthesis), verbs such as
- * "(*ACCEPT)", and extended mode "(?x)", whose '#' comments would swallow
- * the rest of the alternation. Such lists are matched one by one. */
+ * numbered backreferences (they would point at another group), numbered
+ * subroutine calls and recursion ("(?1)", "(?R)", "\g<1>": another group,
+ * or the whole alternation), "\Q" without "\E" (it would quote the
+ * closing parenthesis), verbs such as "(*ACCEPT)", and extended mode
+ * "(?x)", whose '#' comments would swallow the rest of the alternation.
+ * Such lists are matched one by one. */
 static int combinable(const pcre2_code *re, const char *pattern)
 {
     uint32_t backrefmax = 0;
 
     pcre2_pattern_info(re, PCRE2_INFO_BACKREFMAX, &backrefmax);
-    if (backrefmax > 0 || strstr(pattern, "\\Q") || strstr(pattern, "(*"))
+    if (backrefmax > 0 || strstr(pattern, "\\Q") || strstr(pattern, "(*") ||
+        strstr(pattern, "\\g<") || strstr(pattern, "\\g'"))
         return 0;
+    for (const char *p = strstr(pattern, "(?"); p; p = strstr(p + 2, "(?"))
+        if (p[2] == 'R' || (p[2] >= '0' && p[2] <= '9'))
+            return 0;
     for (const char *p = strstr(pattern, "(?"); p; p = strstr(p + 2, "(?")) {
         for (const char *q = p + 2; *q && *q != ')' && *q != ':'; q++)
             if (*q == 'x')

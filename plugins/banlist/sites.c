@@ -127,10 +127,18 @@ int bl_sites_finish(bl_sites_t *s)
 
 int bl_host_is_ip(const char *host, size_t len)
 {
+    size_t i = len;
+
     /* urlnorm_host() makes every name whose last label is a number an
-     * IPv4 address, and only IPv6 literals have a ':'. */
-    return len > 0 && ((host[len - 1] >= '0' && host[len - 1] <= '9') ||
-                       memchr(host, ':', len) != NULL);
+     * IPv4 address, and only IPv6 literals have a ':'. A name may still
+     * end in a digit ("server1", "web2.lan"): the whole last label counts. */
+    if (len == 0)
+        return 0;
+    if (memchr(host, ':', len) != NULL)
+        return 1;
+    while (i > 0 && host[i - 1] >= '0' && host[i - 1] <= '9')
+        i--;
+    return i < len && (i == 0 || host[i - 1] == '.');
 }
 
 const char *bl_sites_match(const bl_sites_t *s, const char *host)

@@ -222,6 +222,17 @@ static void check_networks(const conf_t *conf, const char *pac)
     }
     FUZZ_CHECK(netaddr_set_finish(set) == 0, "out of memory");
     if (nv < 256) {
+        /* Addresses every configuration is asked about (an IPv6 entry
+         * such as ::/0 covers IPv4 hosts too, as netaddr reads it). */
+        static const uint32_t fixed[] = {0, 0x01020304u, 0x0a000001u, 0x7f000001u,
+                                         0xac100001u, 0xc0a80101u, 0xffffffffu};
+        for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++) {
+            netaddr_t a = v4(fixed[k]);
+            FUZZ_CHECK(netaddr_set_contains(set, &a) == pac_direct(v, nv, fixed[k]),
+                       "%u.%u.%u.%u: the PAC file and the configured networks disagree",
+                       fixed[k] >> 24, (fixed[k] >> 16) & 255, (fixed[k] >> 8) & 255,
+                       fixed[k] & 255);
+        }
         for (int i = 0; i < n; i++) {
             const char *e = given ? conf->pac_bypass_networks.v[i] : default_bypass[i];
             uint32_t pr[16];

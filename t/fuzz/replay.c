@@ -19,7 +19,8 @@
  * each; with arguments, the files and directories named. Each input runs
  * in a child process, so one that aborts fails its own test point and the
  * others still run; its stderr (the broken invariant, a sanitizer report
- * in the ASan build) goes to the test's log.
+ * in the ASan build) goes to the test's log; one that runs longer than
+ * REPLAY_TIMEOUT seconds is killed and fails.
  *
  *   t/fuzz/replay_sni                      the regressions and the seeds
  *   t/fuzz/replay_sni crash-0123abcd       one input, e.g. from t/fuzz/run
@@ -28,6 +29,8 @@
 #ifndef FUZZ_DATA_DIR
 #define FUZZ_DATA_DIR "t/fuzz"
 #endif
+#define REPLAY_TIMEOUT 30  /* seconds per input */
+
 #ifndef FUZZ_TARGET
 #error "FUZZ_TARGET (the target's name) must be defined"
 #endif
@@ -98,6 +101,9 @@ static void replay_one(const char *path, const char *label)
         return;
     }
     if (pid == 0) {
+        /* An input that makes the target hang fails too (t/fuzz/run
+         * gives libFuzzer -timeout=5; a slower sanitizer build gets more). */
+        alarm(REPLAY_TIMEOUT);
         LLVMFuzzerTestOneInput(data, len);
         fflush(stderr);
         _exit(0);
