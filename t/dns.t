@@ -108,7 +108,8 @@ def ns_wrapper(name, gai=None):
         % (testdir(), testdir())
     if gai:
         mounts += ' && mount --bind %s/ns/%s /etc/gai.conf' % (testdir(), gai)
-    return write_file('ns/%s' % name, '#!/bin/sh\nexec unshare -m sh -c \'%s && exec "$0" "$@"\' %s "$@"\n'
+    return write_file('ns/%s' % name, '#!/bin/sh\nexec unshare -m sh -c \'%s && '
+                      'exec $PCTEST_DAEMON_PREFIX "$0" "$@"\' %s "$@"\n'
                       % (mounts, real), mode=0o755)
 
 

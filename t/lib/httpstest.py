@@ -209,7 +209,8 @@ def hosts_binary(names, real=None):
                        ''.join('127.0.0.1 %s\n' % n for n in names))
     real = real or portcullis_binary()
     return write_file('ns/portcullis', '#!/bin/sh\nexec unshare -m sh -c \'mount --bind %s '
-                      '/etc/hosts && exec "$0" "$@"\' %s "$@"\n' % (hosts, real), mode=0o755)
+                      '/etc/hosts && exec $PCTEST_DAEMON_PREFIX "$0" "$@"\' %s "$@"\n'
+                      % (hosts, real), mode=0o755)
 
 
 def conf(extra='', ca_dir=None, upstream_ca=None, level='info'):

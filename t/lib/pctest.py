@@ -94,7 +94,8 @@ PCTEST_VALGRIND=1 runs each daemon under valgrind memcheck
     --gen-suppressions=all to investigate a report). Only a plain build
     (valgrind cannot run an --enable-asan binary) and only the daemon
     binary itself (a Daemon with binary= a wrapper script runs without
-    valgrind, with a diagnostic). See README.md, "Tests".
+    valgrind unless it execs the daemon as `exec $PCTEST_DAEMON_PREFIX
+    "$real" "$@"`, with a diagnostic). See README.md, "Tests".
 
 Stub origin
 -----------
@@ -738,13 +739,17 @@ class Daemon:
             raise DaemonError('daemon binary not found or not executable: %s '
                               '(build it first: make)' % self.binary)
         argv = [self.binary]
+        prefix = ''
         if VALGRIND:
             timeout *= VALGRIND_SLOWDOWN
             if _is_elf(self.binary):
                 argv = _valgrind_argv(self.binary)
             else:
-                diag('%s: %s is not the daemon binary itself: not run under valgrind'
-                     % (self.name, self.binary))
+                # A wrapper script execs the daemon as
+                # `exec $PCTEST_DAEMON_PREFIX "$real" "$@"`.
+                prefix = ' '.join(_valgrind_argv('')[:-1])
+                diag('%s: %s is a wrapper: valgrind only where it uses '
+                     '$PCTEST_DAEMON_PREFIX' % (self.name, self.binary))
         for attempt in range(3):
             if attempt:
                 self._render(self.template, new_ports=True)
@@ -754,6 +759,7 @@ class Daemon:
             notify = self._notify_socket()
             env = dict(os.environ)
             env['NOTIFY_SOCKET'] = self._notify_name
+            env['PCTEST_DAEMON_PREFIX'] = prefix
             with open(self.stderr_path, 'ab') as errf:
                 self.proc = subprocess.Popen(
                     argv + list(self.extra_args) + ['-c', self.conf_path],
