@@ -10,6 +10,7 @@
 #include "log.h"
 #include "plugin_host.h"
 #include "server.h"
+#include "splice.h"
 #include "tls_io.h"
 #include "tunnel.h"
 #include "txn.h"
@@ -123,7 +124,7 @@ static uint64_t client_due(client_t *c)
     case CL_REQUEST:
         return c->deadline;
     case CL_TXN:
-        if (c->out.pending > 0)
+        if (c->out.pending > 0 || (t && splice_dir_blocked(t->spl[1])))
             return c->last_activity + t->conf->send_timeout;
         if (t && t->body_streaming && !t->req_done && !c->flow_stopped)
             return c->last_activity + t->conf->read_timeout;
@@ -185,7 +186,7 @@ static void on_client_timer(uv_timer_t *timer)
         }
         return;
     case CL_TXN:
-        if (c->out.pending > 0) {
+        if (c->out.pending > 0 || (t && splice_dir_blocked(t->spl[1]))) {
             log_info(c->id, "client %s timed out reading the response",
                      c->addr_text);
             client_reset_on_close(c);
@@ -283,6 +284,12 @@ static void on_client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t n;
 
     (void)hint;
+    if (c->splice_rx) {
+        /* No buffer: libuv reports readability (UV_ENOBUFS) without
+         * reading, and the relay splices from the socket. */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     if (c->tls) {
         /* Ciphertext goes into the session at once: one buffer serves
          * every TLS connection of the worker. */
@@ -386,6 +393,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (c->closing)
         return;
+    if (nread == UV_ENOBUFS && c->splice_rx) {
+        splice_readable(c->splice_rx);
+        return;
+    }
     if (nread == UV_ENOBUFS) {
         c->reading = 0;
         uv_read_stop(s);

@@ -82,6 +82,10 @@ typedef struct client {
     struct tls_io *tls;      /* the session with the client, or NULL */
     struct client_tls *tlsc; /* what the tunnel was (intercept.h) */
     int in_pump;             /* client_tls_pump() is on the stack */
+
+    /* A splice relay (splice.h) reading this socket: read notifications
+     * go to it, and libuv reads nothing. */
+    struct splice_dir *splice_rx;
 } client_t;
 
 /* Takes over fd, a connection the worker's listener accepted (worker.c).

@@ -168,6 +168,8 @@ typedef struct conf {
     conf_port_range_t *connect_ports;  /* connect_ports 443 8443 1000-2000 */
     int nconnect_ports;
     int allow_local_upstreams;     /* allow_local_upstreams on|off (off) */
+    int splice;                    /* splice on|off (on): relay tunnels and
+                                    * plain bodies with splice(2) */
 
     conf_access_log_t *access_logs;  /* access_log PATH [squid|json] | off */
     int naccess_logs;

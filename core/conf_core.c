@@ -765,6 +765,7 @@ static const conf_directive_t directives[] = {
     {"allow_clients", 1, -1, CONF_MULTI, set_allow_clients, 0, 0, 0},
     {"connect_ports", 1, -1, CONF_MULTI, set_connect_ports, 0, 0, 0},
     {"allow_local_upstreams", 1, 1, 0, set_flag, OFF(allow_local_upstreams), 0, 0},
+    {"splice", 1, 1, 0, set_flag, OFF(splice), 0, 0},
     {"access_log", 1, 2, CONF_MULTI, set_access_log, 0, 0, 0},
     {"error_log", 1, 2, 0, set_error_log, 0, 0, 0},
     {"plugin_dir", 1, 1, 0, set_path, OFF(plugin_dir), 0, 0},
@@ -884,6 +885,7 @@ static int set_defaults(conf_t *conf)
     conf->connect_ports[0].hi = 443;
     conf->nconnect_ports = 1;
     conf->allow_local_upstreams = 0;
+    conf->splice = 1;
     conf->error_log_level = CONF_LOG_INFO;
     conf->forwarded_for = CONF_XFF_OFF;
     conf->connect_timeout = 30 * SEC;

@@ -258,9 +258,7 @@ void intercept_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
         !tls_port_requires_tls(t->conf, t->url.port)) {
         log_debug(t->c->id, "CONNECT to %s: the server spoke first; spliced", t->target);
         txn_note(t, "tls", "none");
-        tunnel_splice(t);
-        if (!t->ended && t->c->state == CL_TUNNEL)
-            tunnel_upstream_data(t, b, p, len);
+        tunnel_splice_with(t, b, p, len);
         return;
     }
     log_info(t->c->id, "CONNECT to %s: the server sent data before the TLS handshake; "

@@ -4,6 +4,7 @@
 #include "hooks.h"
 #include "intercept.h"
 #include "log.h"
+#include "splice.h"
 #include "tunnel.h"
 #include "txn.h"
 
@@ -90,11 +91,21 @@ void tunnel_connected(txn_t *t, int status)
     intercept_peek_start(t);
 }
 
+static void tunnel_zc_try(txn_t *t);
+
 void tunnel_splice(txn_t *t)
+{
+    tunnel_splice_with(t, NULL, NULL, 0);
+}
+
+void tunnel_splice_with(txn_t *t, iobuf_t *ub, const char *up_p, size_t up_len)
 {
     client_t *c = t->c;
     upstream_t *up = t->up;
 
+    /* No relay may start before the first bytes of both sides are queued,
+     * or spliced bytes would overtake them. */
+    t->tun_starting = 1;
     c->state = CL_TUNNEL;
     c->last_activity = uv_now(&t->w->loop);
     /* What the client sent so far (the ClientHello, typically) goes
@@ -109,9 +120,110 @@ void tunnel_splice(txn_t *t)
         if (t->ended)
             return;
     }
+    if (ub) {
+        tunnel_upstream_data(t, ub, up_p, up_len);
+        if (t->ended || c->state != CL_TUNNEL)
+            return;
+    }
+    t->tun_starting = 0;
     upstream_read_start(up);
     client_flow_start(c);
     client_timer_update(c);
+    tunnel_zc_try(t);
+}
+
+/* ---- the splice relays -------------------------------------------------- */
+
+static void tun_read_ctl(splice_dir_t *d, int on)
+{
+    txn_t *t = d->data;
+
+    if (d == t->spl[0]) {
+        if (on)
+            client_flow_start(t->c);
+        else
+            client_flow_stop(t->c);
+    } else if (on) {
+        t->up->flow_stopped = 0;
+        upstream_read_start(t->up);
+    } else {
+        t->up->flow_stopped = 1;
+        upstream_read_stop(t->up);
+    }
+}
+
+static void tun_progress(splice_dir_t *d, int dir, size_t n)
+{
+    txn_t *t = d->data;
+
+    /* Any movement keeps the tunnel from idling out, as with copies; the
+     * client's timer finds the new deadline when it fires. */
+    t->c->last_activity = uv_now(&t->w->loop);
+    if (d == t->spl[0] && dir == 0)
+        t->bytes_in += n;
+    else if (d == t->spl[1] && dir == 1)
+        t->bytes_out += n;
+}
+
+static void tunnel_close(txn_t *t, const char *why);
+
+static void tun_done(splice_dir_t *d, int status)
+{
+    txn_t *t = d->data;
+    int from_client = d == t->spl[0];
+    splice_dir_t *other = t->spl[from_client ? 1 : 0];
+
+    if (status == UV_ENOSYS && other->held == 0) {
+        /* splice(2) refused these sockets before a byte moved: copy as
+         * before, for this tunnel and (splice_usable) the worker. */
+        txn_splice_stop(t);
+        t->spl_failed = 1;
+        upstream_read_start(t->up);
+        client_flow_start(t->c);
+        return;
+    }
+    if (status == UV_EOF) {
+        /* The pipe is empty: the half-close goes on to the other side. */
+        if (from_client)
+            tunnel_client_eof(t, UV_EOF);
+        else
+            tunnel_upstream_eof(t, UV_EOF);
+        return;
+    }
+    tunnel_close(t, uv_strerror(status));
+}
+
+static const splice_ops_t tun_splice_ops = {tun_read_ctl, tun_progress, tun_done};
+
+/* Switches the tunnel to splice relays once nothing waits in an output
+ * queue (so no byte overtakes another) and no side has ended yet. */
+static void tunnel_zc_try(txn_t *t)
+{
+    client_t *c = t->c;
+    upstream_t *up = t->up;
+    worker_t *w = t->w;
+
+    if (t->spl[0] || t->spl_failed || t->tun_starting || t->ended || !t->conf->splice ||
+        !splice_usable(w) || up == NULL || c->state != CL_TUNNEL || c->closing ||
+        c->tls || up->tls || t->tun_client_eof || t->tun_upstream_eof ||
+        c->out.pending || up->out.pending || c->out.corked || up->out.corked ||
+        c->tcp.write_queue_size || up->tcp.write_queue_size ||
+        (c->in && c->in_off < c->in_len))
+        return;
+    t->spl[0] = splice_dir_start(w, &c->tcp, &up->tcp, UINT64_MAX, &tun_splice_ops, t);
+    t->spl[1] = splice_dir_start(w, &up->tcp, &c->tcp, UINT64_MAX, &tun_splice_ops, t);
+    if (t->spl[0] == NULL || t->spl[1] == NULL) {
+        txn_splice_stop(t);
+        t->spl_failed = 1;
+        return;
+    }
+    c->splice_rx = t->spl[0];
+    up->splice_rx = t->spl[1];
+    txn_hold(t);
+    splice_readable(t->spl[0]);
+    if (!t->ended && t->spl[1])
+        splice_readable(t->spl[1]);
+    txn_release(t);
 }
 
 /* A tunnel that was established ends as TCP_TUNNEL whatever closed it: TLS
@@ -233,14 +345,22 @@ void tunnel_client_drained(txn_t *t)
         t->up->flow_stopped = 0;
         upstream_read_start(t->up);
     }
+    txn_hold(t);
     tunnel_maybe_finish(t);
+    if (!t->ended)
+        tunnel_zc_try(t);
+    txn_release(t);
 }
 
 void tunnel_upstream_drained(txn_t *t)
 {
     if (t->c->flow_stopped && !t->tun_client_eof)
         client_flow_start(t->c);
+    txn_hold(t);
     tunnel_maybe_finish(t);
+    if (!t->ended)
+        tunnel_zc_try(t);
+    txn_release(t);
 }
 
 void tunnel_timeout(txn_t *t)

@@ -13,8 +13,14 @@ void tunnel_connected(struct txn *t, int status);
  * and t ended. */
 int tunnel_established(struct txn *t);
 /* Splices client and upstream: what the client sent so far (c->in: the
- * ClientHello the peek read) goes upstream unchanged first. */
+ * ClientHello the peek read) goes upstream unchanged first. Once nothing
+ * waits in either output queue, bytes move with splice(2) (splice.h)
+ * when the configuration allows. */
 void tunnel_splice(struct txn *t);
+/* The same, when the server spoke first: its bytes [p, p+len) of b go to
+ * the client before anything else from it. */
+void tunnel_splice_with(struct txn *t, iobuf_t *b, const char *p, size_t len);
+
 void tunnel_client_data(struct txn *t, iobuf_t *b, const char *p, size_t len);
 void tunnel_upstream_data(struct txn *t, iobuf_t *b, const char *p, size_t len);
 void tunnel_client_eof(struct txn *t, int status);

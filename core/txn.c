@@ -17,6 +17,7 @@
 #include "log.h"
 #include "plugin_host.h"
 #include "server.h"
+#include "splice.h"
 #include "tls_io.h"
 #include "tls_policy.h"
 #include "tunnel.h"
@@ -28,6 +29,9 @@ static int on_resp_header_value(llhttp_t *p, const char *at, size_t len);
 static int on_resp_headers_complete(llhttp_t *p);
 static int on_resp_body(llhttp_t *p, const char *at, size_t len);
 static int on_resp_message_complete(llhttp_t *p);
+
+static void txn_resp_splice_try(txn_t *t);
+static void txn_response_complete(txn_t *t, int extra);
 
 static llhttp_settings_t resp_settings;
 static pthread_once_t resp_settings_once = PTHREAD_ONCE_INIT;
@@ -201,6 +205,7 @@ static void txn_finish(txn_t *t, int keepalive)
     if (t->ended)
         return;
     t->ended = 1;
+    txn_splice_stop(t);
     if (t->icp)
         intercept_txn_end(t);
     if (t->up) {
@@ -220,6 +225,21 @@ static void txn_finish(txn_t *t, int keepalive)
         c->txn = NULL;
     client_txn_done(c, keepalive && !t->aborted && !t->close_after);
     txn_release(t);
+}
+
+void txn_splice_stop(txn_t *t)
+{
+    for (int i = 0; i < 2; i++) {
+        splice_dir_t *d = t->spl[i];
+        if (d == NULL)
+            continue;
+        t->spl[i] = NULL;
+        if (t->c->splice_rx == d)
+            t->c->splice_rx = NULL;
+        if (t->up && t->up->splice_rx == d)
+            t->up->splice_rx = NULL;
+        splice_dir_free(d);
+    }
 }
 
 void txn_done(txn_t *t, int keepalive)
@@ -1049,11 +1069,15 @@ void txn_client_drained(txn_t *t)
         return;
     }
     if (t->up && t->up->flow_stopped && !t->resp_hooks_pending &&
-        !txn_body_spool_busy(t)) {
+        !txn_body_spool_busy(t) && t->spl[1] == NULL) {
         t->up->flow_stopped = 0;
         upstream_read_start(t->up);
     }
+    txn_hold(t);
     txn_body_drained(t);
+    if (!t->ended && t->c->out.pending == 0)
+        txn_resp_splice_try(t);
+    txn_release(t);
 }
 
 /* ---- response ----------------------------------------------------------- */
@@ -1379,9 +1403,117 @@ void txn_upstream_data(txn_t *t, iobuf_t *b, const char *p, size_t len)
     outq_cork(&c->out);
     txn_hold(t);
     txn_parse_response(t, b, p, len);
-    txn_release(t);
     if (outq_uncork(&c->out) < 0 && !c->closing)
         client_close(c);
+    else if (!t->ended)
+        txn_resp_splice_try(t);
+    txn_release(t);
+}
+
+/* ---- the body by splice(2) ---------------------------------------------- */
+
+static void resp_read_ctl(splice_dir_t *d, int on)
+{
+    txn_t *t = d->data;
+
+    if (on) {
+        t->up->flow_stopped = 0;
+        upstream_read_start(t->up);
+    } else {
+        /* Waiting on the client now: its send_timeout rules, not the
+         * upstream's read_timeout (as with txn_upstream_flow). */
+        t->up->flow_stopped = 1;
+        upstream_read_stop(t->up);
+        client_timer_update(t->c);
+    }
+}
+
+static void resp_progress(splice_dir_t *d, int dir, size_t n)
+{
+    txn_t *t = d->data;
+    uint64_t now = uv_now(&t->w->loop);
+
+    if (dir == 0) {
+        t->up->last_activity = now;
+    } else {
+        t->bytes_out += n;
+        t->c->last_activity = now;
+    }
+}
+
+static void resp_done(splice_dir_t *d, int status)
+{
+    txn_t *t = d->data;
+    upstream_t *up = t->up;
+    int client_side = d->failed_dst;
+
+    txn_splice_stop(t);
+    if (status == 0) {
+        /* Exactly the Content-Length went through and nothing past it was
+         * taken: the connection may serve the next request. The parser
+         * saw none of these bytes; it is set up anew for that request. */
+        txn_response_complete(t, 0);
+        return;
+    }
+    if (status == UV_ENOSYS) {
+        /* Refused before a byte moved: the parser's count still holds,
+         * so copying takes over where the relay stood. */
+        t->spl_failed = 1;
+        up->flow_stopped = 0;
+        upstream_read_start(up);
+        return;
+    }
+    if (status == UV_EOF) {
+        /* Short body: logged and broken off like a copied one. */
+        txn_upstream_eof(t, UV_EOF);
+        return;
+    }
+    if (client_side) {
+        /* As a failed write of the copying path (on_client_write). */
+        log_debug(t->c->id, "write to client failed: %s", uv_strerror(status));
+        client_close(t->c);
+        return;
+    }
+    txn_upstream_eof(t, status);
+}
+
+static const splice_ops_t resp_splice_ops = {resp_read_ctl, resp_progress, resp_done};
+
+/*
+ * Hands the rest of a Content-Length body to a splice relay when nothing
+ * else needs to see or change its bytes: no plugin asked for the response
+ * body (t->body[PC_RESPONSE], which every streamer and holder creates),
+ * no TLS on either side, the raw framing passes through, and everything
+ * before it (head, bytes read with it) has left the output queue.
+ * Exactly the bytes still due are spliced, so a connection that ends
+ * cleanly can go back to the pool with nothing of the next response
+ * consumed.
+ */
+static void txn_resp_splice_try(txn_t *t)
+{
+    client_t *c = t->c;
+    upstream_t *up = t->up;
+    splice_dir_t *d;
+
+    if (t->spl[1] || t->spl_failed || t->ended || !t->conf->splice || !splice_usable(t->w) ||
+        t->method == HTTP_CONNECT || up == NULL || up->state != UP_ACTIVE ||
+        t->rs != RS_BODY || t->mode != RESP_RAW || t->resp_chunked || t->resp_length <= 0 ||
+        t->inspect || t->holding || t->body[PC_RESPONSE] || t->resp_hooks_pending ||
+        up->tls || c->tls || c->tlsc || up->pending || c->closing ||
+        llhttp_get_errno(&up->parser) != HPE_OK || up->parser.content_length == 0 ||
+        c->out.pending || c->out.corked || c->tcp.write_queue_size)
+        return;
+    d = splice_dir_start(t->w, &up->tcp, &c->tcp, up->parser.content_length,
+                         &resp_splice_ops, t);
+    if (d == NULL) {
+        t->spl_failed = 1;
+        return;
+    }
+    t->spl[1] = d;
+    up->splice_rx = d;
+    txn_hold(t);
+    splice_readable(d);
+    txn_release(t);
 }
 
 /* Feeds response bytes to the parser and acts on what it finds. */
@@ -1514,6 +1646,8 @@ void txn_upstream_resume(txn_t *t)
         t->up->flow_stopped = 0;
         upstream_read_start(t->up);
     }
+    if (!t->ended)
+        txn_resp_splice_try(t);
     txn_release(t);
 }
 

@@ -103,6 +103,12 @@ typedef struct txn {
     /* CONNECT tunnel */
     int tun_client_eof;
     int tun_upstream_eof;
+    int tun_starting;          /* tunnel_splice_with() is on the stack */
+
+    /* splice relays (splice.h): [0] client to upstream (tunnels), [1]
+     * upstream to client (tunnels, Content-Length bodies) */
+    struct splice_dir *spl[2];
+    int spl_failed;            /* no relay could start: copy from now on */
 
     /* plugins */
     uint64_t serial;           /* process-unique id (pc txn_id) */
@@ -182,6 +188,10 @@ void txn_upstream_tls_done(txn_t *t, int status);
 void txn_resolve(txn_t *t);
 /* Strips hop-by-hop fields and rebuilds Host before forwarding. */
 void txn_rewrite_request(txn_t *t);
+
+/* Stops t's splice relays (t->spl): the sockets go back to libuv's reads;
+ * a pipe still holding bytes is closed with them. */
+void txn_splice_stop(txn_t *t);
 
 /* Keeps t alive across calls that may end it; txn_release frees it at the
  * last reference. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "splice.h"
 #include "tls_io.h"
 #include "tls_policy.h"
 #include "txn.h"
@@ -137,6 +138,11 @@ static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     upstream_t *up = h->data;
 
     (void)hint;
+    if (up->splice_rx) {
+        /* Readability only: the relay splices (see client.c). */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     if (up->tls) {
         /* Ciphertext goes into the session at once (see client.c). */
         *buf = uv_buf_init(up->w->tls_scratch, IOBUF_SIZE);
@@ -286,6 +292,10 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (nread == 0)
         return;
+    if (nread == UV_ENOBUFS && up->splice_rx) {
+        splice_readable(up->splice_rx);
+        return;
+    }
     if (up->tls) {
         if (nread < 0) {
             if (up->tls_hs)

@@ -52,6 +52,10 @@ typedef struct upstream {
     uv_timer_t tls_timer;     /* decrypts buffered input after a pause */
     int tls_timer_on;         /* tls_timer is initialised */
     char *tls_fail;           /* why the handshake failed (malloc()ed) */
+
+    /* A splice relay (splice.h) reading this socket: read notifications
+     * go to it, and libuv reads nothing. */
+    struct splice_dir *splice_rx;
 } upstream_t;
 
 typedef struct upool upool_t;

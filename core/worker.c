@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mint.h"
 #include "server.h"
+#include "splice.h"
 #include "tls_policy.h"
 #include "tls_session.h"
 #include "upstream.h"
@@ -448,6 +449,7 @@ static void *worker_main(void *arg)
     }
     hooks_worker_free(w);
     iobuf_pool_drain(&w->bufs);
+    splice_worker_free(w);
     free(w->tls_scratch);
     w->tls_scratch = NULL;
     tls_sess_cache_free(w->tls_sessions);

@@ -76,6 +76,14 @@ typedef struct worker {
     char *tls_scratch;          /* IOBUF_SIZE: where TLS connections read
                                  * ciphertext before it goes into OpenSSL */
     worker_stats_t stats;
+    /* Empty pipes for splice relays (splice.c), and whether splice(2)
+     * turned out unusable here (then every relay copies). */
+    struct {
+        int fd[2];
+        size_t cap;
+    } splice_pipes[16];
+    int nsplice_pipes;
+    int splice_broken;
 } worker_t;
 
 enum worker_msg_kind { WMSG_CONF, WMSG_STOP, WMSG_FORCE_STOP, WMSG_FUNC };
