@@ -69,11 +69,12 @@ peak = max(warm) if warm else 0
 diag('%d MiB in %.1f s (%.0f MiB/s); proxy RSS after the first tenth %.1f MiB, peak afterwards '
      '%.1f MiB, %d samples' % (BLOCKS, took, BLOCKS / took, early / 1024.0, peak / 1024.0,
                                len(samples)))
-ok(len(warm) >= 3, 'RSS sampled during the transfer (%d samples)' % len(warm))
 if VALGRIND:
-    # valgrind's own translations grow the process while it runs.
-    skip('memory flat: under valgrind the RSS is mostly valgrind\'s', 1)
+    # valgrind's own translations grow the process while it runs; and the
+    # smaller transfer may end before the sampler saw it.
+    skip('memory flat: under valgrind the RSS is mostly valgrind\'s', 2)
 else:
+    ok(len(warm) >= 3, 'RSS sampled during the transfer (%d samples)' % len(warm))
     ok(peak - early < 16 * 1024, 'memory flat: RSS grew by %d KiB over the transfer (< 16 MiB)'
        % (peak - early))
 ok(d.wait_for_log('access', r'TCP_MISS/200 \d+ GET ' + re.escape(origin.url('/huge')) + ' '),

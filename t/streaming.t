@@ -30,6 +30,16 @@ def mem(pid):
     return vals['VmRSS'], vals['VmHWM']
 
 
+def mem_bound(cond, name):
+    """A memory bound; under valgrind (PCTEST_VALGRIND) the process grows
+    with valgrind's own tables, so it is skipped there (the transfer itself
+    is still checked)."""
+    if VALGRIND:
+        skip('%s: under valgrind the RSS is mostly valgrind\'s' % name.split(':')[0], 1)
+    else:
+        ok(cond, name)
+
+
 def fast_source(blocks):
     """A handler writing `blocks` MiB as fast as the socket takes them."""
     def send(sock, req):
@@ -93,7 +103,8 @@ rss1, hwm1 = mem(d.pid)
 diag('1 GiB in %.1fs; VmHWM %d -> %d KiB, VmRSS %d -> %d KiB' % (took, hwm0, hwm1, rss0, rss1))
 # The proxy holds at most a few 64 KiB buffers per direction (OUTQ_HIGH is
 # 512 KiB); buffering the body would add hundreds of MiB.
-ok(hwm1 - hwm0 < 32 * 1024, '1 GiB download: peak RSS grew by %d KiB (< 32 MiB)' % (hwm1 - hwm0))
+mem_bound(hwm1 - hwm0 < 32 * 1024, '1 GiB download: peak RSS grew by %d KiB (< 32 MiB)'
+          % (hwm1 - hwm0))
 finish(d)
 
 # ---- a client that stops reading ------------------------------------------------------
@@ -109,8 +120,8 @@ ok(first and first.startswith(b'HTTP/1.1 200 '), 'slow reader: the response star
 time.sleep(2)
 rss1, _ = mem(d.pid)
 diag('client not reading: VmRSS %d -> %d KiB' % (rss0, rss1))
-ok(rss1 - rss0 < 24 * 1024,
-   'client not reading a 64 MiB body: RSS grew by %d KiB (< 24 MiB)' % (rss1 - rss0))
+mem_bound(rss1 - rss0 < 24 * 1024,
+          'client not reading a 64 MiB body: RSS grew by %d KiB (< 24 MiB)' % (rss1 - rss0))
 # Now read it all: nothing was lost while the proxy held back.
 got = len(first) - (first.index(b'\r\n\r\n') + 4) + len(c.buf)
 c.buf = b''
@@ -163,7 +174,8 @@ rss1, _ = mem(d.pid)
 diag('origin not reading: client pushed %d KiB; VmRSS %d -> %d KiB' % (sent // 1024, rss0, rss1))
 ok(sent < 32 * MiB, 'origin not reading: the proxy stops taking the upload (%d KiB taken)'
    % (sent // 1024))
-ok(rss1 - rss0 < 24 * 1024, 'origin not reading: RSS grew by %d KiB (< 24 MiB)' % (rss1 - rss0))
+mem_bound(rss1 - rss0 < 24 * 1024,
+          'origin not reading: RSS grew by %d KiB (< 24 MiB)' % (rss1 - rss0))
 c.close()
 for s in accepted:
     s.close()
