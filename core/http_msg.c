@@ -281,6 +281,80 @@ int http_msg_has_empty_name(const http_msg_t *m)
     return 0;
 }
 
+int http_msg_te_chunked_only(const http_msg_t *m)
+{
+    for (int i = http_msg_find(m, "Transfer-Encoding", 0); i >= 0;
+         i = http_msg_find(m, "Transfer-Encoding", i + 1)) {
+        size_t vlen;
+        const char *v = http_field_value(m, &m->fields[i], &vlen);
+        if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+http_req_refusal_t http_req_check(const http_msg_t *m, int vmajor, int vminor, int chunked,
+                                  const char **why)
+{
+    const char *expect;
+    size_t elen;
+    unsigned hosts;
+
+    *why = NULL;
+    if (vmajor > 1)
+        return HTTP_REQ_VERSION;
+    if (vmajor != 1) {
+        *why = "HTTP/0.9 request";
+        return HTTP_REQ_BAD;
+    }
+    /* RFC 9112 5.2: a proxy must reject obs-fold or replace it; control
+     * bytes in a value have no legitimate use either. */
+    if (http_msg_has_ctl(m)) {
+        *why = "line folding or control character in a header";
+        return HTTP_REQ_BAD;
+    }
+    if (http_msg_has_empty_name(m)) {
+        *why = "empty header field name";
+        return HTTP_REQ_BAD;
+    }
+    /* RFC 9112 3.2: exactly one Host in HTTP/1.1. */
+    hosts = http_msg_count(m, "Host");
+    if (hosts > 1 || (hosts == 0 && vminor >= 1)) {
+        *why = hosts ? "more than one Host header" : "missing Host header";
+        return HTTP_REQ_BAD;
+    }
+    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means the
+     * framing cannot be trusted. */
+    if (vminor == 0 && chunked) {
+        *why = "Transfer-Encoding in an HTTP/1.0 request";
+        return HTTP_REQ_BAD;
+    }
+    /* The body goes upstream as "Transfer-Encoding: chunked" alone; a
+     * coding under the chunks (gzip, chunked) would reach the server
+     * unannounced (RFC 9112 6.1: 501 for codings we do not handle). */
+    if (chunked && !http_msg_te_chunked_only(m))
+        return HTTP_REQ_CODING;
+    expect = http_msg_get(m, "Expect", &elen);
+    if (expect && (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0))
+        return HTTP_REQ_EXPECT;
+    return HTTP_REQ_OK;
+}
+
+int http_resp_mode(const http_msg_t *m, int skipbody, int chunked, int te, int clen,
+                   int client_minor)
+{
+    if (skipbody)
+        return RESP_NONE;
+    if (chunked && http_msg_te_chunked_only(m))
+        return client_minor >= 1 ? RESP_RAW : RESP_DECODED;
+    if (te)
+        return -1;
+    if (clen)
+        return RESP_RAW;
+    /* Close-delimited: the upstream connection ends with the body. */
+    return client_minor >= 1 ? RESP_CHUNK : RESP_EOF;
+}
+
 /* Field names that never travel past one connection (RFC 9110 7.6.1, RFC
  * 9112 for the framing fields, plus the deprecated Proxy-Connection and the
  * proxy's own authentication fields). */

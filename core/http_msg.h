@@ -70,6 +70,50 @@ int http_msg_has_ctl(const http_msg_t *m);
  * line in any way. */
 int http_msg_has_empty_name(const http_msg_t *m);
 
+/* 1 when every Transfer-Encoding field of m is just "chunked". */
+int http_msg_te_chunked_only(const http_msg_t *m);
+
+/* What a request head is refused for by http_req_check(). */
+typedef enum http_req_refusal {
+    HTTP_REQ_OK,
+    HTTP_REQ_BAD,      /* 400 Bad Request; *why says what is wrong */
+    HTTP_REQ_VERSION,  /* 505: an HTTP major version above 1 */
+    HTTP_REQ_CODING,   /* 501: a transfer coding other than chunked */
+    HTTP_REQ_EXPECT,   /* 417: an expectation other than 100-continue */
+} http_req_refusal_t;
+
+/* The checks of a request head that depend on the head alone, in the
+ * order the proxy applies them (after access control, before the target
+ * is parsed): the version, control bytes and obs-fold in values, empty
+ * field names, exactly one Host in HTTP/1.1, no Transfer-Encoding in
+ * HTTP/1.0, chunked as the only coding, and Expect. chunked: llhttp saw
+ * a chunked body. *why is a static string for HTTP_REQ_BAD, else NULL.
+ * txn_request_head() answers with it, and so does the fuzz target
+ * t/fuzz/fuzz_http_request. */
+http_req_refusal_t http_req_check(const http_msg_t *m, int vmajor, int vminor, int chunked,
+                                  const char **why);
+
+/* How the response body travels to the client. */
+enum txn_resp_mode {
+    RESP_NONE,     /* no body (HEAD, 1xx, 204, 304) */
+    RESP_RAW,      /* bytes as received: Content-Length or chunked to HTTP/1.1 */
+    RESP_CHUNK,    /* close-delimited from upstream, re-chunked to HTTP/1.1 */
+    RESP_DECODED,  /* chunked from upstream, decoded for HTTP/1.0, close after */
+    RESP_EOF,      /* close-delimited to an HTTP/1.0 client, close after */
+    RESP_LENGTH,   /* decoded pieces (inspected) with a Content-Length */
+};
+
+/* The mode of a response body from its head, as llhttp framed it
+ * (skipbody: no body by method or status; chunked, te, clen: its
+ * F_CHUNKED, F_TRANSFER_ENCODING, F_CONTENT_LENGTH flags) for a client
+ * speaking HTTP/1.client_minor; never RESP_LENGTH, which only plugins
+ * choose. -1 for a transfer coding that cannot be passed on: another
+ * than chunked (RFC 9112 6.3), or one under the chunks ("gzip, chunked"),
+ * which no client could decode once the field is rebuilt as plain
+ * "chunked". Used by txn_response_head() and t/fuzz/fuzz_http_response. */
+int http_resp_mode(const http_msg_t *m, int skipbody, int chunked, int te, int clen,
+                   int client_minor);
+
 /* Removes the hop-by-hop fields of RFC 9110 section 7.6.1 and those named in
  * Connection, plus the framing fields (Content-Length, Transfer-Encoding),
  * which the proxy writes itself. */

@@ -529,19 +529,6 @@ static int via_loops(const txn_t *t)
     return 0;
 }
 
-/* 1 when every Transfer-Encoding field of m is just "chunked". */
-static int te_is_chunked_only(const http_msg_t *m)
-{
-    for (int i = http_msg_find(m, "Transfer-Encoding", 0); i >= 0;
-         i = http_msg_find(m, "Transfer-Encoding", i + 1)) {
-        size_t vlen;
-        const char *v = http_field_value(m, &m->fields[i], &vlen);
-        if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
-            return 0;
-    }
-    return 1;
-}
-
 static void txn_route(txn_t *t, int use_pool);
 static void request_hooks_done(txn_t *t, int verdict);
 
@@ -550,8 +537,6 @@ void txn_request_head(txn_t *t, int done)
     client_t *c = t->c;
     llhttp_t *p = &c->parser;
     const char *why = NULL;
-    size_t elen;
-    const char *expect;
 
     t->req_done = done;
     t->method = llhttp_get_method(p);
@@ -595,57 +580,26 @@ void txn_request_head(txn_t *t, int done)
         txn_respond_block(t);
         return;
     }
-    if (t->vmajor != 1) {
-        if (t->vmajor > 1) {
-            t->close_after = 1;
-            txn_respond_error(t, 505, "TAG_NONE", "ERR_UNSUP_HTTPVERSION", NULL);
-        } else {
-            txn_bad_request(c, t, 400, "HTTP/0.9 request");
-        }
+    switch (http_req_check(&t->req, t->vmajor, t->vminor, t->req_body == BODY_CHUNKED, &why)) {
+    case HTTP_REQ_OK:
+        break;
+    case HTTP_REQ_BAD:
+        txn_bad_request(c, t, 400, why);
         return;
-    }
-    /* RFC 9112 5.2: a proxy must reject obs-fold or replace it; control
-     * bytes in a value have no legitimate use either. */
-    if (http_msg_has_ctl(&t->req)) {
-        txn_bad_request(c, t, 400, "line folding or control character in a header");
+    case HTTP_REQ_VERSION:
+        t->close_after = 1;
+        txn_respond_error(t, 505, "TAG_NONE", "ERR_UNSUP_HTTPVERSION", NULL);
         return;
-    }
-    if (http_msg_has_empty_name(&t->req)) {
-        txn_bad_request(c, t, 400, "empty header field name");
-        return;
-    }
-    /* RFC 9112 3.2: exactly one Host in HTTP/1.1. */
-    {
-        unsigned hosts = http_msg_count(&t->req, "Host");
-        if (hosts > 1 || (hosts == 0 && t->vminor >= 1)) {
-            txn_bad_request(c, t, 400, hosts ? "more than one Host header"
-                                             : "missing Host header");
-            return;
-        }
-    }
-    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means the
-     * framing cannot be trusted. */
-    if (t->vminor == 0 && t->req_body == BODY_CHUNKED) {
-        txn_bad_request(c, t, 400, "Transfer-Encoding in an HTTP/1.0 request");
-        return;
-    }
-    /* The body goes upstream as "Transfer-Encoding: chunked" alone; a
-     * coding under the chunks (gzip, chunked) would reach the server
-     * unannounced (RFC 9112 6.1: 501 for codings we do not handle). */
-    if (t->req_body == BODY_CHUNKED && !te_is_chunked_only(&t->req)) {
+    case HTTP_REQ_CODING:
         log_info(c->id, "unsupported transfer coding in a request from %s",
                  c->addr_text);
         t->close_after = 1;
         txn_respond_error(t, 501, "TAG_NONE", "ERR_UNSUP_REQ", NULL);
         return;
-    }
-    expect = http_msg_get(&t->req, "Expect", &elen);
-    if (expect) {
-        if (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0) {
-            t->close_after = t->req_body != BODY_NONE;
-            txn_respond_error(t, 417, "TAG_NONE", "ERR_EXPECTATION", NULL);
-            return;
-        }
+    case HTTP_REQ_EXPECT:
+        t->close_after = t->req_body != BODY_NONE;
+        txn_respond_error(t, 417, "TAG_NONE", "ERR_EXPECTATION", NULL);
+        return;
     }
 
     if (c->tlsc != NULL) {
@@ -1271,6 +1225,7 @@ static int txn_response_head(txn_t *t)
     client_t *c = t->c;
     const char *v;
     size_t vlen;
+    int mode;
 
     if (status == 101) {
         log_error(c->id, "upstream %s switched protocols without being asked",
@@ -1300,28 +1255,22 @@ static int txn_response_head(txn_t *t)
     if (v && vlen < sizeof(t->resp_clen))
         snprintf(t->resp_clen, sizeof(t->resp_clen), "%.*s", (int)vlen, v);
 
-    if (p->flags & F_SKIPBODY) {
-        t->mode = RESP_NONE;
-    } else if ((p->flags & F_CHUNKED) && te_is_chunked_only(&t->resp)) {
-        t->mode = t->vminor >= 1 ? RESP_RAW : RESP_DECODED;
-    } else if (p->flags & F_TRANSFER_ENCODING) {
-        /* A transfer coding other than chunked (RFC 9112 6.3), or one
-         * under the chunks ("gzip, chunked"): nothing a client could
-         * decode after the field is rebuilt as plain "chunked". */
+    mode = http_resp_mode(&t->resp, (p->flags & F_SKIPBODY) != 0, (p->flags & F_CHUNKED) != 0,
+                          (p->flags & F_TRANSFER_ENCODING) != 0,
+                          (p->flags & F_CONTENT_LENGTH) != 0, t->vminor);
+    if (mode < 0) {
         log_error(c->id, "upstream %s sent an unsupported Transfer-Encoding",
                   up->addr_text);
         txn_respond_error(t, 502, "TCP_MISS", "ERR_INVALID_RESP", NULL);
         return -1;
-    } else if (p->flags & F_CONTENT_LENGTH) {
-        t->mode = RESP_RAW;
-        t->resp_length = (int64_t)p->content_length;
-    } else {
-        /* Close-delimited: the upstream connection ends with the body. */
-        t->mode = t->vminor >= 1 ? RESP_CHUNK : RESP_EOF;
-        t->resp_eof_framed = 1;
     }
-    if (!(p->flags & F_CONTENT_LENGTH))
-        t->resp_length = -1;
+    t->mode = (enum txn_resp_mode)mode;
+    /* Close-delimited: the upstream connection ends with the body. */
+    t->resp_eof_framed = t->mode == RESP_CHUNK || t->mode == RESP_EOF;
+    t->resp_length = t->mode == RESP_RAW && !(p->flags & F_CHUNKED) &&
+                             (p->flags & F_CONTENT_LENGTH)
+                         ? (int64_t)p->content_length
+                         : -1;
     /* A response that starts before the request body was read ends the
      * connection (see txn_response_complete); say so in its head. */
     if (t->mode == RESP_DECODED || t->mode == RESP_EOF || !t->client_keepalive ||

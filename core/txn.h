@@ -17,15 +17,7 @@
 
 enum txn_body { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 
-/* How the response body travels to the client. */
-enum txn_resp_mode {
-    RESP_NONE,     /* no body (HEAD, 1xx, 204, 304) */
-    RESP_RAW,      /* bytes as received: Content-Length or chunked to HTTP/1.1 */
-    RESP_CHUNK,    /* close-delimited from upstream, re-chunked to HTTP/1.1 */
-    RESP_DECODED,  /* chunked from upstream, decoded for HTTP/1.0, close after */
-    RESP_EOF,      /* close-delimited to an HTTP/1.0 client, close after */
-    RESP_LENGTH,   /* decoded pieces (inspected) with a Content-Length */
-};
+/* enum txn_resp_mode: http_msg.h (http_resp_mode() chooses it). */
 
 enum txn_resp_state { RS_WAIT, RS_BODY, RS_DONE };
 

@@ -1,7 +1,6 @@
 /* fuzz_http_request.c - fuzz target: client request heads through llhttp and the header store, as core/client.c and core/txn.c handle them. */
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 
 #include <llhttp.h>
 
@@ -16,9 +15,10 @@
  * called from here: this file copies their parsing logic exactly (the same
  * llhttp settings; the 414 target limit, the HTTP/0.9 and bare-LF checks
  * that look at the byte after a span; obs-fold refused through value_eol;
- * the pause after the head and after each message) and the header-related
- * checks of txn_request_head() and txn_rewrite_request() (core/txn.c), in
- * their order. When those functions change, this copy must follow.
+ * the pause after the head and after each message) and the head writing
+ * of txn_rewrite_request(). The head checks of txn_request_head() are the
+ * proxy's own http_req_check(), called here as there. When the copied
+ * parts change, this copy must follow.
  *
  * Input: one byte picks max_header_size (256 bytes to 16 KiB, so the 414
  * and 431 paths are reached), the rest is what a client sends: one or
@@ -198,18 +198,6 @@ static int on_req_message_complete(llhttp_t *p)
 
 /* ---- core/txn.c: the head checks and the rewrite ------------------------- */
 
-static int te_is_chunked_only(const http_msg_t *m)
-{
-    for (int i = http_msg_find(m, "Transfer-Encoding", 0); i >= 0;
-         i = http_msg_find(m, "Transfer-Encoding", i + 1)) {
-        size_t vlen;
-        const char *v = http_field_value(m, &m->fields[i], &vlen);
-        if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
-            return 0;
-    }
-    return 1;
-}
-
 /* An answer from the proxy itself; close_after as txn_request_head sets it. */
 static void respond(sim_t *c, int status, const char *why, int close_after)
 {
@@ -272,16 +260,15 @@ static void forward(sim_t *c, const url_t *u, int method, int vmajor, int vminor
     strbuf_free(&toks);
 }
 
-/* txn_request_head: the checks in their order, as far as they concern the
- * head (access control, plugin blocks, hooks and routing are left out). */
+/* txn_request_head: http_req_check() (the same function) and what follows
+ * it, as far as it concerns the head (access control, plugin blocks, hooks
+ * and routing are left out). */
 static void request_head(sim_t *c, int done)
 {
     llhttp_t *p = &c->parser;
     int method = llhttp_get_method(p);
     int vmajor = llhttp_get_http_major(p), vminor = llhttp_get_http_minor(p);
-    const char *why = NULL, *expect;
-    size_t elen;
-    unsigned hosts;
+    const char *why = NULL;
     url_t u;
 
     c->keepalive = llhttp_should_keep_alive(p);
@@ -306,33 +293,19 @@ static void request_head(sim_t *c, int done)
         respond(c, 400, "no request target", 1);
         return;
     }
-    if (vmajor != 1) {
-        respond(c, vmajor > 1 ? 505 : 400, "version", 1);
+    switch (http_req_check(&c->req, vmajor, vminor, c->req_body == BODY_CHUNKED, &why)) {
+    case HTTP_REQ_OK:
+        break;
+    case HTTP_REQ_BAD:
+        respond(c, 400, why, 1);
         return;
-    }
-    if (http_msg_has_ctl(&c->req)) {
-        respond(c, 400, "line folding or control character in a header", 1);
+    case HTTP_REQ_VERSION:
+        respond(c, 505, "version", 1);
         return;
-    }
-    if (http_msg_has_empty_name(&c->req)) {
-        respond(c, 400, "empty header field name", 1);
-        return;
-    }
-    hosts = http_msg_count(&c->req, "Host");
-    if (hosts > 1 || (hosts == 0 && vminor >= 1)) {
-        respond(c, 400, hosts ? "more than one Host header" : "missing Host header", 1);
-        return;
-    }
-    if (vminor == 0 && c->req_body == BODY_CHUNKED) {
-        respond(c, 400, "Transfer-Encoding in an HTTP/1.0 request", 1);
-        return;
-    }
-    if (c->req_body == BODY_CHUNKED && !te_is_chunked_only(&c->req)) {
+    case HTTP_REQ_CODING:
         respond(c, 501, "unsupported transfer coding", 1);
         return;
-    }
-    expect = http_msg_get(&c->req, "Expect", &elen);
-    if (expect && (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0)) {
+    case HTTP_REQ_EXPECT:
         respond(c, 417, "expectation", c->req_body != BODY_NONE);
         return;
     }

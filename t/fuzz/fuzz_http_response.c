@@ -1,7 +1,6 @@
 /* fuzz_http_response.c - fuzz target: upstream response heads through llhttp and the header store, as core/txn.c handles them. */
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 
 #include <llhttp.h>
 
@@ -13,13 +12,13 @@
 /*
  * The response callbacks of core/txn.c (on_resp_*) are static and work on
  * a transaction with its client and upstream connections, so this file
- * copies their logic exactly (the same llhttp settings, no body for 1xx,
- * 204, 304 and HEAD, a pause after the head and after the message) and the
- * header handling of txn_response_head(), txn_relay_interim() and
- * txn_send_response_head(): interim responses relayed, 101 refused, the
- * framing chosen (Transfer-Encoding other than plain chunked refused), the
- * hop-by-hop fields stripped, the head rebuilt. When those functions
- * change, this copy must follow.
+ * copies their logic (the same llhttp settings, no body for 1xx, 204, 304
+ * and HEAD, a pause after the head and after the message) and the head
+ * writing of txn_relay_interim() and txn_send_response_head(). The
+ * decisions themselves are the proxy's own functions: http_resp_mode()
+ * chooses the framing (or refuses the coding), http_msg_has_empty_name()
+ * and http_msg_strip_hop_by_hop() judge and clean the fields. When the
+ * copied parts change in txn.c, this copy must follow.
  *
  * Input: one byte picks the request (GET or HEAD, from an HTTP/1.0 or 1.1
  * client) and max_header_size; the rest is what the upstream sends.
@@ -33,7 +32,6 @@
 
 enum rs { RS_WAIT, RS_BODY, RS_DONE };
 enum upause { UPAUSE_NONE, UPAUSE_HEADERS, UPAUSE_COMPLETE };
-enum mode { RESP_NONE, RESP_RAW, RESP_CHUNK, RESP_DECODED, RESP_EOF };
 
 typedef struct sim {
     llhttp_t parser;
@@ -42,7 +40,7 @@ typedef struct sim {
     http_msg_t resp;
     enum rs rs;
     enum upause pause;
-    enum mode mode;
+    enum txn_resp_mode mode;
     int stop;
     strbuf_t log;
 } sim_t;
@@ -104,18 +102,6 @@ static int on_resp_message_complete(llhttp_t *p)
 }
 
 /* ---- core/txn.c: the head ----------------------------------------------------- */
-
-static int te_is_chunked_only(const http_msg_t *m)
-{
-    for (int i = http_msg_find(m, "Transfer-Encoding", 0); i >= 0;
-         i = http_msg_find(m, "Transfer-Encoding", i + 1)) {
-        size_t vlen;
-        const char *v = http_field_value(m, &m->fields[i], &vlen);
-        if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
-            return 0;
-    }
-    return 1;
-}
 
 static void log_fields(sim_t *t)
 {
@@ -179,7 +165,7 @@ static int response_head(sim_t *t)
     size_t vlen;
     char clen[32] = "", framing[64] = "";
     int64_t length = -1;
-    int chunked = (p->flags & F_CHUNKED) != 0, close_after = 0;
+    int chunked = (p->flags & F_CHUNKED) != 0, close_after = 0, mode;
     strbuf_t toks;
 
     note(&t->log, "head %d %d.%d flags=0x%x", status, p->http_major, p->http_minor,
@@ -209,20 +195,17 @@ static int response_head(sim_t *t)
     v = http_msg_get(&t->resp, "Content-Length", &vlen);
     if (v && vlen < sizeof(clen))
         snprintf(clen, sizeof(clen), "%.*s", (int)vlen, v);
-    if (p->flags & F_SKIPBODY) {
-        t->mode = RESP_NONE;
-    } else if ((p->flags & F_CHUNKED) && te_is_chunked_only(&t->resp)) {
-        t->mode = t->vminor >= 1 ? RESP_RAW : RESP_DECODED;
-    } else if (p->flags & F_TRANSFER_ENCODING) {
+    mode = http_resp_mode(&t->resp, (p->flags & F_SKIPBODY) != 0, chunked,
+                          (p->flags & F_TRANSFER_ENCODING) != 0,
+                          (p->flags & F_CONTENT_LENGTH) != 0, t->vminor);
+    if (mode < 0) {
         note(&t->log, "respond 502 unsupported Transfer-Encoding");
         strbuf_free(&toks);
         return -1;
-    } else if (p->flags & F_CONTENT_LENGTH) {
-        t->mode = RESP_RAW;
-        length = (int64_t)p->content_length;
-    } else {
-        t->mode = t->vminor >= 1 ? RESP_CHUNK : RESP_EOF;
     }
+    t->mode = (enum txn_resp_mode)mode;
+    if (t->mode == RESP_RAW && !chunked && (p->flags & F_CONTENT_LENGTH))
+        length = (int64_t)p->content_length;
     if (t->mode == RESP_DECODED || t->mode == RESP_EOF)
         close_after = 1;
     http_msg_strip_hop_by_hop(&t->resp);
@@ -248,6 +231,7 @@ static int response_head(sim_t *t)
         break;
     case RESP_DECODED:
     case RESP_EOF:
+    case RESP_LENGTH:  /* chosen only by plugins: not here */
         break;
     }
     if (framing[0] && strncmp(framing, "Content-Length: ", 16) == 0) {
